@@ -1,0 +1,23 @@
+-- name: remote_service_launch_sources_unhealthy
+-- description: Event sources that svclaunch cannot read on this host, so
+--   remote_service_launches is partly or wholly blind here.
+-- value: Each row is one source (an osquery event table or event channel)
+--   whose status is not ok. The status is missing when the table or channel
+--   does not exist, disabled when osquery's flags leave its publisher off,
+--   empty when it has no events in the lookback window, and error when
+--   reading it failed. No rows means every source the host supports is
+--   feeding the detection.
+-- response: Turn the source on with the osquery flags that svclaunch's pack README
+--   lists for the platform, install and configure Sysmon or the audit policy
+--   it depends on, or accept the gap for that host group. A source that stays
+--   empty on a busy server usually means its audit policy or channel
+--   subscription is missing.
+-- notes: A daily snapshot is enough because the state changes only when
+--   flags, audit policy or Sysmon change, and a snapshot logs the full list
+--   every day, so a host that is still blind keeps showing up.
+-- platform: windows,linux,darwin
+-- interval: 86400
+-- logging: snapshot
+-- min_osquery_version: 5.9.1
+-- denylist: true
+SELECT * FROM remote_service_launch_sources WHERE status != 'ok';

@@ -1,0 +1,26 @@
+-- name: remote_service_launches
+-- description: MITRE CAR-2014-03-005 on Windows: services.exe accepted an
+--   inbound network connection and started a child process within 1 s.
+-- value: Each row is one process that the Service Control Manager started
+--   right after a remote peer connected to it. PsExec-style tools (Impacket,
+--   Metasploit, Empire, sc.exe \\host create/start) run code on a host this
+--   way (ATT&CK T1569.002 and T1543.003).
+-- response: Compare remote_address with your administration hosts and the
+--   child's path and cmdline with the services you deploy. An unknown peer,
+--   or a shell or encoded command line (cmd.exe /c, powershell -enc), is
+--   lateral movement: isolate the host, find the session on the remote peer,
+--   and look for the service it installed (System event 7045).
+-- notes: Without a time constraint the table reads the last events_expiry
+--   seconds of events (3600 by default), so a detection stays in the result
+--   for up to an hour. Differential logging reports it once, when it first
+--   appears, and a row that ages out of that window is no news, so removals
+--   are not logged. The 60 s interval keeps every detection in at least two
+--   consecutive runs. osquery 5.9.1 is the first release that passes the
+--   extension's time >= X bound through to windows_events and
+--   process_etw_events, which keeps events_optimize from hiding events.
+-- platform: windows
+-- interval: 60
+-- logging: differential_ignore_removals
+-- min_osquery_version: 5.9.1
+-- denylist: true
+SELECT * FROM remote_service_launches;
