@@ -1,0 +1,148 @@
+package telemetry
+
+import (
+	"math"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// offsetStep is the grid that learned offsets snap to. Every UTC offset in
+// use is a multiple of 15 minutes (Nepal's +05:45 included). The snap absorbs
+// the few seconds by which a collector's EventTime trails Sysmon's UtcTime.
+const offsetStep = 15 * time.Minute
+
+// utc converts a stamp to UTC. A local stamp needs a learned or flagged
+// offset; ok is false without one.
+func (s stamp) utc(info OffsetInfo) (time.Time, bool) {
+	if !s.local {
+		return s.wall, true
+	}
+	if info.Method != OffsetLearned && info.Method != OffsetFlag {
+		return time.Time{}, false
+	}
+	return s.wall.Add(-info.Offset), true
+}
+
+// roundOffset snaps local-minus-UTC to the nearest multiple of offsetStep.
+func roundOffset(d time.Duration) time.Duration {
+	steps := math.Round(float64(d) / float64(offsetStep))
+	return time.Duration(steps) * offsetStep
+}
+
+// resolveOffsets returns the offset of every host that has zone-less local
+// times. With forced set, every such host gets it. Otherwise each host's
+// offset is the most common rounded difference between its events' local
+// time and their UTC hint; a host without hints borrows the offset of a host
+// with the same first DNS label (case-insensitive), because one computer
+// writes both "WORKSTATION6" and "WORKSTATION6.theshire.local". Hosts left
+// without an offset are recorded as OffsetUnknown.
+func resolveOffsets(events []winEvent, forced *time.Duration) map[string]OffsetInfo {
+	out := map[string]OffsetInfo{}
+	votes := map[string]map[time.Duration]int{}
+
+	for i := range events {
+		ev := &events[i]
+		if !ev.created.local && !ev.received.local {
+			continue
+		}
+		if _, seen := out[ev.computer]; !seen {
+			out[ev.computer] = OffsetInfo{Method: OffsetUnknown}
+		}
+		if forced != nil || !ev.created.local || !ev.utcHint.set || ev.utcHint.local {
+			continue
+		}
+
+		offset := roundOffset(ev.created.wall.Sub(ev.utcHint.wall))
+		if votes[ev.computer] == nil {
+			votes[ev.computer] = map[time.Duration]int{}
+		}
+		votes[ev.computer][offset]++
+	}
+
+	if forced != nil {
+		for host := range out {
+			out[host] = OffsetInfo{Offset: *forced, Method: OffsetFlag}
+		}
+		return out
+	}
+
+	for host, counts := range votes {
+		out[host] = majorityOffset(counts)
+	}
+
+	// Hosts without hints borrow from a host with the same short name. The
+	// hosts are visited in sorted order so that the choice is stable.
+	for _, host := range sortedKeys(out) {
+		if out[host].Method != OffsetUnknown {
+			continue
+		}
+		best := ""
+		for _, other := range sortedKeys(votes) {
+			if other == host || !sameShortName(host, other) {
+				continue
+			}
+			if best == "" || out[other].Events > out[best].Events {
+				best = other
+			}
+		}
+		if best != "" {
+			info := out[best]
+			info.From = best
+			out[host] = info
+		}
+	}
+	return out
+}
+
+// majorityOffset picks the most common offset; ties go to the offset closer
+// to zero, then the smaller one, so the result does not depend on map order.
+func majorityOffset(counts map[time.Duration]int) OffsetInfo {
+	var best time.Duration
+	bestCount, total := -1, 0
+	for offset, n := range counts {
+		total += n
+		switch {
+		case n > bestCount:
+		case n == bestCount && absDuration(offset) < absDuration(best):
+		case n == bestCount && absDuration(offset) == absDuration(best) && offset < best:
+		default:
+			continue
+		}
+		best, bestCount = offset, n
+	}
+	return OffsetInfo{Offset: best, Method: OffsetLearned, Events: bestCount, Disagreeing: total - bestCount}
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// shortName returns a host's first DNS label in lower case; an IP address
+// is returned whole so that 10.0.0.1 and 10.0.0.2 stay apart.
+func shortName(host string) string {
+	if net.ParseIP(host) != nil {
+		return host
+	}
+	if i := strings.IndexByte(host, '.'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.ToLower(host)
+}
+
+func sameShortName(a, b string) bool {
+	return a != "" && shortName(a) == shortName(b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,238 @@
+// Package telemetry loads recorded telemetry into osquery table rows, so that
+// the detector can be run over recordings exactly as it runs over osquery.
+//
+// Supported inputs, each optionally gzip-compressed:
+//
+//   - NXLog JSON lines (im_msvistalog fields, as in the OTRF/Mordor datasets);
+//   - python-evtx JSON lines (flat objects with TimeCreated, Computer, ...);
+//   - Winlogbeat and Elastic Agent ECS documents (winlog.*, @timestamp);
+//   - osquery results logs (differential, snapshot and batch lines);
+//   - Windows .evtx files.
+//
+// Windows events become windows_events rows as osquery stores them: `time` is
+// the receive time in Unix seconds, `datetime` is the event's TimeCreated in
+// UTC, and `data` is {"EventData":{...}} with every value a string.
+//
+// Zone-less local times (NXLog EventTime) are never read as UTC. The loader
+// learns each host's UTC offset from events that carry a UTC time too, or
+// takes Options.UTCOffset, and skips the events of hosts it cannot place.
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Format names an input layout.
+type Format string
+
+// Formats that Load reads. FormatAuto detects the format from the content.
+const (
+	FormatAuto           Format = ""
+	FormatNXLog          Format = "nxlog"
+	FormatPythonEvtx     Format = "python-evtx"
+	FormatECS            Format = "ecs"
+	FormatOsqueryResults Format = "osquery-results"
+	FormatEvtx           Format = "evtx"
+)
+
+// Formats returns every format Load accepts in Options.Format.
+func Formats() []Format {
+	return []Format{FormatNXLog, FormatPythonEvtx, FormatECS, FormatOsqueryResults, FormatEvtx}
+}
+
+// MaxLineBytes is the longest input line Load accepts. A longer line is
+// skipped and counted under SkipLineTooLong; the rest of the file still loads.
+const MaxLineBytes = 16 << 20
+
+// Options tunes Load.
+type Options struct {
+	// Format forces the input format; FormatAuto detects it from the content.
+	Format Format
+	// UTCOffset, when set, is the offset of every host's zone-less local
+	// times (local = UTC + offset; -4h for EDT). It replaces learned offsets.
+	UTCOffset *time.Duration
+	// Table forces the osquery table of osquery results-log rows. When
+	// empty, each row goes to the table whose columns it matches.
+	Table string
+}
+
+// Offset methods recorded in OffsetInfo.Method.
+const (
+	OffsetLearned = "learned" // from events carrying both local and UTC times
+	OffsetFlag    = "flag"    // from Options.UTCOffset
+	OffsetUnknown = "unknown" // no source; the host's local-time events were skipped
+)
+
+// OffsetInfo is the UTC offset of one host's zone-less local times and how
+// the loader came by it.
+type OffsetInfo struct {
+	// Offset is local time minus UTC (-4h for a host on EDT).
+	Offset time.Duration
+	// Method is OffsetLearned, OffsetFlag or OffsetUnknown.
+	Method string
+	// Events is the number of events that agree on the learned offset.
+	Events int
+	// Disagreeing is the number of events that suggested another offset.
+	Disagreeing int
+	// From names the host whose events taught the offset when it differs
+	// from this host's name, such as "WORKSTATION6.theshire.local" for
+	// "WORKSTATION6" (one computer writes both forms).
+	From string
+	// Skipped is the number of this host's events left out because their
+	// local time could not be converted to UTC.
+	Skipped int
+}
+
+// Batch is the result of loading one input.
+type Batch struct {
+	// Format is the format that was read.
+	Format Format
+	// Rows maps an osquery table name to its rows; each row maps a column
+	// name to its value as osquery prints it. Columns the input cannot
+	// supply are absent, so they read as NULL once inserted.
+	Rows map[string][]map[string]string
+	// Hosts maps a table name to the host of each row: Hosts[t][i] is the
+	// host of Rows[t][i]. osquery's process_events, socket_events and
+	// processes rows carry no host column, so a replay of a multi-host
+	// results log splits rows by this slice (see HostRows). The host is the
+	// event's computer name for Windows events, and the hostIdentifier (or
+	// a hostname or computer_name decoration) for osquery results logs.
+	Hosts map[string][]string
+	// Skipped counts the events left out, by reason (the Skip* constants).
+	Skipped map[string]int
+	// Offsets maps each host with zone-less local times to its offset.
+	Offsets map[string]OffsetInfo
+	// Clock is the newest `time` value loaded (Unix seconds), for the
+	// osquery `time` table of a replay; 0 when no row has one.
+	Clock int64
+}
+
+// Reasons for skipped events, the keys of Batch.Skipped.
+const (
+	SkipLineTooLong      = "line longer than 16 MiB"
+	SkipMalformedJSON    = "malformed JSON"
+	SkipNotObject        = "line is not a JSON object"
+	SkipMissingEventID   = "missing or invalid event id"
+	SkipMissingChannel   = "missing channel"
+	SkipMissingTime      = "missing or invalid event time"
+	SkipUnknownOffset    = "local time without known UTC offset"
+	SkipRemoved          = "osquery results-log row removed"
+	SkipUnknownTable     = "columns match no known osquery table"
+	SkipAmbiguousTable   = "columns match several osquery tables"
+	SkipMissingColumns   = "osquery results-log line without rows"
+	SkipEvtxRecord       = "unreadable .evtx record"
+	SkipEvtxChunk        = "unreadable .evtx chunk"
+	SkipMissingComputer  = "missing computer name"
+	SkipMissingProvider  = "missing provider name"
+	SkipInvalidRowValues = "osquery results-log row with a non-scalar value"
+)
+
+func newBatch(format Format) *Batch {
+	return &Batch{
+		Format:  format,
+		Rows:    map[string][]map[string]string{},
+		Hosts:   map[string][]string{},
+		Skipped: map[string]int{},
+		Offsets: map[string]OffsetInfo{},
+	}
+}
+
+func (b *Batch) add(table, host string, row map[string]string) {
+	b.Rows[table] = append(b.Rows[table], row)
+	b.Hosts[table] = append(b.Hosts[table], host)
+}
+
+func (b *Batch) skip(reason string) {
+	b.Skipped[reason]++
+}
+
+// HostRows returns the rows of one host, by table name, in load order.
+func (b *Batch) HostRows(host string) map[string][]map[string]string {
+	out := map[string][]map[string]string{}
+	for table, hosts := range b.Hosts {
+		for i, h := range hosts {
+			if h == host {
+				out[table] = append(out[table], b.Rows[table][i])
+			}
+		}
+	}
+	return out
+}
+
+// SkippedTotal returns the number of skipped events over all reasons.
+func (b *Batch) SkippedTotal() int {
+	total := 0
+	for _, n := range b.Skipped {
+		total += n
+	}
+	return total
+}
+
+// LoadFile opens path and loads it with Load.
+func LoadFile(ctx context.Context, path string, opts Options) (*Batch, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening telemetry file: %w", err)
+	}
+	defer f.Close()
+
+	return Load(ctx, f, path, opts)
+}
+
+// Load reads one input and converts it into osquery rows. name labels the
+// input in error messages. Gzip compression is detected from the magic bytes;
+// the format comes from opts.Format or, when that is empty, from the content
+// (the .evtx magic, or the first non-empty line).
+//
+// Load returns an error for an unreadable input, an unknown format, or a
+// final line cut off before its end (a truncated file); the message names the
+// input, the line and what was expected. A single malformed event inside an
+// otherwise good input is skipped and counted in Batch.Skipped.
+func Load(ctx context.Context, r io.Reader, name string, opts Options) (*Batch, error) {
+	switch opts.Format {
+	case FormatAuto, FormatNXLog, FormatPythonEvtx, FormatECS, FormatOsqueryResults, FormatEvtx:
+	default:
+		return nil, fmt.Errorf("loading %s: unknown format %q: use one of %v, or leave it empty to detect it", name, opts.Format, Formats())
+	}
+
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(8)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+
+	// A gzip stream is unwrapped once; the format is then detected inside.
+	if bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: invalid gzip header: %w", name, err)
+		}
+		defer zr.Close()
+
+		br = bufio.NewReaderSize(zr, 64<<10)
+		magic, err = br.Peek(8)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading %s: decompressing gzip: %w", name, err)
+		}
+	}
+
+	if bytes.Equal(magic, []byte(evtxMagic)) {
+		if opts.Format != FormatAuto && opts.Format != FormatEvtx {
+			return nil, fmt.Errorf("loading %s: the content is an .evtx file but the format %q was requested", name, opts.Format)
+		}
+		return loadEvtx(ctx, br, name, opts)
+	}
+	if opts.Format == FormatEvtx {
+		return nil, fmt.Errorf("loading %s: format %q requested but the content does not start with the .evtx magic %q", name, FormatEvtx, evtxMagic)
+	}
+
+	return loadLines(ctx, br, name, opts)
+}
