@@ -108,6 +108,9 @@ type Batch struct {
 	Hosts map[string][]string
 	// Skipped counts the events left out, by reason (the Skip* constants).
 	Skipped map[string]int
+	// Notes counts events loaded with less fidelity than osquery would
+	// have, by reason (the Note* constants).
+	Notes map[string]int
 	// Offsets maps each host with zone-less local times to its offset.
 	Offsets map[string]OffsetInfo
 	// Clock is the newest `time` value loaded (Unix seconds), for the
@@ -135,12 +138,23 @@ const (
 	SkipInvalidRowValues = "osquery results-log row with a non-scalar value"
 )
 
+// Reasons for reduced fidelity, the keys of Batch.Notes.
+const (
+	// NoteEvtxParsedValues: the record's typed values could not be read,
+	// so hex values are in decimal and TimeCreated is rounded from a
+	// float64 (about 1 µs error).
+	NoteEvtxParsedValues = ".evtx record read without its typed values"
+	// NoteUserDataFlattened: UserData's nested elements were flattened.
+	NoteUserDataFlattened = ".evtx UserData flattened to one level"
+)
+
 func newBatch(format Format) *Batch {
 	return &Batch{
 		Format:  format,
 		Rows:    map[string][]map[string]string{},
 		Hosts:   map[string][]string{},
 		Skipped: map[string]int{},
+		Notes:   map[string]int{},
 		Offsets: map[string]OffsetInfo{},
 	}
 }
@@ -188,9 +202,9 @@ func LoadFile(ctx context.Context, path string, opts Options) (*Batch, error) {
 }
 
 // Load reads one input and converts it into osquery rows. name labels the
-// input in error messages. Gzip compression is detected from the magic bytes;
-// the format comes from opts.Format or, when that is empty, from the content
-// (the .evtx magic, or the first non-empty line).
+// input in error messages. Gzip compression is detected from the magic bytes.
+// The format comes from opts.Format, or from the content when that is empty:
+// the .evtx magic, or else the keys of the first non-empty line.
 //
 // Load returns an error for an unreadable input, an unknown format, or a
 // final line cut off before its end (a truncated file); the message names the

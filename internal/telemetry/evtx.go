@@ -1,0 +1,330 @@
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Velocidex/ordereddict"
+	"www.velocidex.com/golang/evtx"
+)
+
+// evtxMagic starts every .evtx file.
+const evtxMagic = "ElfFile\x00"
+
+// Sizes of the .evtx file header and of one chunk; records never cross
+// chunks.
+const (
+	evtxHeaderSize = 0x1000
+	evtxChunkSize  = 0x10000
+)
+
+// loadEvtx reads a Windows .evtx file with the Velocidex parser. The file is
+// read into memory because the parser seeks and the input may be a gzip
+// stream.
+//
+// The parser keeps the event's structure but drops two things osquery has:
+// TimeCreated becomes a float64 (about 2 µs steps) and hex, GUID and boolean
+// values lose their type. The loader therefore also reads each record's
+// substitution values itself (see recordValues) and takes TimeCreated's
+// exact FILETIME and the EventData values, rendered as Windows renders them,
+// from there.
+func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (*Batch, error) {
+	content, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+
+	// A file is a 4 KiB header followed by whole chunks. The parser drops a
+	// partial last chunk without a word, so a cut-off file is rejected here.
+	if len(content) < evtxHeaderSize || (len(content)-evtxHeaderSize)%evtxChunkSize != 0 {
+		return nil, fmt.Errorf("reading %s: the .evtx file is truncated: it has %d bytes, expected a %d-byte header and whole %d-byte chunks", name, len(content), evtxHeaderSize, evtxChunkSize)
+	}
+
+	chunks, err := evtx.GetChunks(bytes.NewReader(content))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: invalid .evtx file: %w", name, err)
+	}
+
+	b := newBatch(FormatEvtx)
+	var events []winEvent
+	for _, chunk := range chunks {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", name, err)
+		}
+
+		records, err := chunk.Parse(0)
+		if err != nil {
+			b.skip(SkipEvtxChunk)
+			continue
+		}
+		// The parser stops at the first unreadable record of a chunk and
+		// returns the ones before it; the chunk header gives the count.
+		if want := chunk.Header.LastEventRecNumber - chunk.Header.FirstEventRecNumber + 1; uint64(len(records)) < want {
+			b.Skipped[SkipEvtxRecord] += int(want - uint64(len(records)))
+		}
+
+		var chunkBytes []byte
+		if end := chunk.Offset + evtxChunkSize; chunk.Offset >= 0 && end <= int64(len(content)) {
+			chunkBytes = content[chunk.Offset:end]
+		}
+		exact := chunkRecordValues(chunkBytes)
+
+		for _, record := range records {
+			values := exact[record.Header.RecordID]
+			if values == nil {
+				b.Notes[NoteEvtxParsedValues]++
+			}
+			ev, reason := decodeEvtxRecord(record, values)
+			if reason != "" {
+				b.skip(reason)
+				continue
+			}
+			if ev.userData {
+				b.Notes[NoteUserDataFlattened]++
+			}
+			events = append(events, ev)
+		}
+	}
+
+	addWindowsEvents(b, events, opts)
+	return b, nil
+}
+
+// decodeEvtxRecord converts one parsed record. values are the record's own
+// substitution values, or nil when they could not be read.
+func decodeEvtxRecord(record *evtx.EventRecord, values *recordSubstitutions) (winEvent, string) {
+	root, ok := record.Event.(*ordereddict.Dict)
+	if !ok {
+		return winEvent{}, SkipEvtxRecord
+	}
+	event, ok := dictAt(root, "Event")
+	if !ok {
+		return winEvent{}, SkipEvtxRecord
+	}
+	system, ok := dictAt(event, "System")
+	if !ok {
+		return winEvent{}, SkipEvtxRecord
+	}
+
+	var ev winEvent
+	if provider, ok := dictAt(system, "Provider"); ok {
+		ev.provider = textOf(provider, "Name")
+		ev.providerGUID = guidText(textOf(provider, "Guid"))
+	}
+	ev.eventID = textOf(system, "EventID")
+	if eventID, ok := dictAt(system, "EventID"); ok {
+		ev.eventID = textOf(eventID, "Value")
+	}
+	ev.channel = textOf(system, "Channel")
+	ev.computer = textOf(system, "Computer")
+	ev.task = textOf(system, "Task")
+	ev.level = textOf(system, "Level")
+	if keywords, ok := system.Get("Keywords"); ok {
+		if n, ok := keywords.(uint64); ok {
+			ev.keywords = "0x" + strconv.FormatUint(n, 16)
+		} else {
+			ev.keywords = renderParsed(keywords)
+		}
+	}
+
+	if created, ok := evtxTimeCreated(system, values); ok {
+		ev.created = utcStamp(created, true)
+	}
+
+	if reason := checkEvent(&ev); reason != "" {
+		return winEvent{}, reason
+	}
+
+	var exact []substitution
+	if values != nil {
+		exact = values.eventData
+	}
+	if data, ok := event.Get("EventData"); ok {
+		ev.data = evtxEventData(data, exact)
+	} else if data, ok := event.Get("UserData"); ok {
+		ev.data = evtxUserData(data)
+		ev.userData = true
+	}
+	return ev, ""
+}
+
+// evtxTimeCreated returns TimeCreated/@SystemTime. The exact value is the
+// record's FILETIME substitution that the parser's float64 came from. When no
+// substitution matches, the float64 is rounded to the nearest 100 ns.
+func evtxTimeCreated(system *ordereddict.Dict, values *recordSubstitutions) (time.Time, bool) {
+	timeCreated, ok := dictAt(system, "TimeCreated")
+	if !ok {
+		return time.Time{}, false
+	}
+	raw, ok := timeCreated.Get("SystemTime")
+	if !ok {
+		return time.Time{}, false
+	}
+	seconds, ok := raw.(float64)
+	if !ok {
+		return time.Time{}, false
+	}
+
+	if values != nil {
+		for _, ft := range values.filetimes {
+			if math.Abs(filetimeSeconds(ft)-seconds) < 1e-5 {
+				return filetimeToTime(ft), true
+			}
+		}
+	}
+
+	whole, frac := math.Modf(seconds)
+	ticks := int64(math.Round(frac * 1e7))
+	return time.Unix(int64(whole), ticks*100).UTC(), true
+}
+
+// evtxEventData returns the EventData fields. Names and order come from the
+// parsed event. Values come from the record's own substitutions when there is
+// one per <Data> element, which is how manifest-based providers (Sysmon,
+// Security) write events; otherwise from the parsed values.
+func evtxEventData(data any, exact []substitution) []dataField {
+	var fields []dataField
+
+	switch data := data.(type) {
+	case *ordereddict.Dict:
+		items, isArray := data.Get("Data")
+		if !isArray || data.Len() != 1 {
+			// The parser normalised <Data Name="X"> elements into a
+			// dictionary of names to values.
+			for _, name := range data.Keys() {
+				value, _ := data.Get(name)
+				fields = append(fields, dataField{name: name, value: renderParsed(value)})
+			}
+			break
+		}
+		fields = dataItems(items)
+	default:
+		fields = dataItems(data)
+	}
+
+	if len(exact) == len(fields) {
+		for i := range fields {
+			fields[i].value = exact[i].text
+		}
+	}
+	return fields
+}
+
+// dataItems converts <Data> elements that the parser left unnormalised: a
+// list (or a single item) of {"Name":..., "Value":...} dictionaries, whose
+// Value is missing for an empty element, or bare values for elements
+// without a Name.
+func dataItems(items any) []dataField {
+	list, ok := items.([]any)
+	if !ok {
+		list = []any{items}
+	}
+
+	fields := make([]dataField, 0, len(list))
+	for _, item := range list {
+		dict, ok := item.(*ordereddict.Dict)
+		if !ok {
+			fields = append(fields, dataField{value: renderParsed(item)})
+			continue
+		}
+		name := textOf(dict, "Name")
+		value, _ := dict.Get("Value")
+		fields = append(fields, dataField{name: name, value: renderParsed(value)})
+	}
+	return fields
+}
+
+// evtxUserData flattens UserData's single child element into fields.
+// NOTE: osquery writes UserData's nested elements as nested JSON objects;
+// this loader keeps only the first level below the child element.
+func evtxUserData(data any) []dataField {
+	dict, ok := data.(*ordereddict.Dict)
+	if !ok {
+		return nil
+	}
+
+	var fields []dataField
+	for _, key := range dict.Keys() {
+		child, _ := dict.Get(key)
+		inner, ok := child.(*ordereddict.Dict)
+		if !ok {
+			fields = append(fields, dataField{name: key, value: renderParsed(child)})
+			continue
+		}
+		for _, name := range inner.Keys() {
+			value, _ := inner.Get(name)
+			fields = append(fields, dataField{name: name, value: renderParsed(value)})
+		}
+	}
+	return fields
+}
+
+func dictAt(d *ordereddict.Dict, key string) (*ordereddict.Dict, bool) {
+	value, ok := d.Get(key)
+	if !ok {
+		return nil, false
+	}
+	child, ok := value.(*ordereddict.Dict)
+	return child, ok
+}
+
+func textOf(d *ordereddict.Dict, key string) string {
+	value, ok := d.Get(key)
+	if !ok {
+		return ""
+	}
+	return renderParsed(value)
+}
+
+// renderParsed renders a value of the Velocidex parser as text. It is the
+// fallback when the record's own typed values are unavailable, so hex
+// values come out in decimal there.
+func renderParsed(value any) string {
+	switch v := value.(type) {
+	case nil:
+		return ""
+	case string:
+		return guidText(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case []byte:
+		return strings.ToUpper(fmt.Sprintf("%x", v))
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(v), 'f', -1, 32)
+	case []string:
+		return strings.Join(v, ",")
+	case *ordereddict.Dict:
+		out, err := v.MarshalJSON()
+		if err != nil {
+			return ""
+		}
+		return string(out)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// guidText renders a GUID as Windows writes it in event XML, lower case in
+// braces. The parser writes GUID values upper case without braces; any other
+// text is returned unchanged.
+func guidText(s string) string {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return s
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '-' && (c < '0' || c > '9') && (c < 'A' || c > 'F') {
+			return s
+		}
+	}
+	return "{" + strings.ToLower(s) + "}"
+}

@@ -1,0 +1,151 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/svclaunch/svclaunch/internal/telemetry"
+	"github.com/svclaunch/svclaunch/internal/testrecordings"
+)
+
+// TestEvtxMatchesPythonEvtx checks that each .evtx recording and its
+// python-evtx flattening load into the same rows. They differ only in
+// datetime. The .evtx row has the exact FILETIME (100 ns). python-evtx
+// computes float(filetime) * 1e-7 - 11644473600 as a float64, and Python's
+// datetime rounds that half-to-even to microseconds, so its value can be a
+// few microseconds off. The test redoes that computation on the .evtx value
+// and expects python-evtx's text exactly.
+func TestEvtxMatchesPythonEvtx(t *testing.T) {
+	t.Parallel()
+
+	pairs := []struct{ evtx, jsonl string }{
+		{testrecordings.MeterpreterPsExecEVTX, testrecordings.MeterpreterPsExecJSONL},
+		{testrecordings.UnquotedServiceEVTX, testrecordings.UnquotedServiceJSONL},
+		{testrecordings.BenignSysmonEVTX, testrecordings.BenignSysmonJSONL},
+	}
+
+	for _, pair := range pairs {
+		t.Run(pair.evtx, func(t *testing.T) {
+			t.Parallel()
+
+			native := loadRecording(t, pair.evtx, telemetry.Options{})
+			flat := loadRecording(t, pair.jsonl, telemetry.Options{})
+			require.Equal(t, telemetry.FormatEvtx, native.Format)
+			require.Zero(t, native.SkippedTotal())
+			require.Empty(t, native.Notes, "every record's typed values were read")
+
+			nativeRows := native.Rows[telemetry.WindowsEventsTable]
+			flatRows := flat.Rows[telemetry.WindowsEventsTable]
+			require.Len(t, nativeRows, len(flatRows))
+			require.NotEmpty(t, nativeRows)
+
+			for i := range nativeRows {
+				want, got := flatRows[i], nativeRows[i]
+				for _, column := range []string{"eventid", "computer_name", "source", "provider_name", "provider_guid", "task", "level", "keywords", "time", "eid"} {
+					require.Equal(t, want[column], got[column], "row %d column %s", i, column)
+				}
+				require.Equal(t, want["data"], got["data"], "row %d data", i)
+
+				require.Len(t, got["datetime"], len("2019-04-30T20:26:51.7935897Z"), "row %d datetime", i)
+				nativeTime, err := time.Parse(time.RFC3339Nano, got["datetime"])
+				require.NoError(t, err)
+				require.Equal(t, want["datetime"], telemetry.FormatDatetime(pythonEvtxTime(nativeTime), true), "row %d datetime", i)
+			}
+		})
+	}
+}
+
+func TestLoadEvtxMeterpreterChild(t *testing.T) {
+	t.Parallel()
+
+	b := loadRecording(t, testrecordings.MeterpreterPsExecEVTX, telemetry.Options{})
+
+	rows := findEvents(t, b, "1", map[string]string{"ParentProcessId": "460", "ProcessId": "3348"})
+	require.Len(t, rows, 1)
+	row := rows[0]
+	require.Equal(t, "2019-04-30T20:26:52.0904640Z", row["datetime"])
+	require.Equal(t, "1556656012", row["time"], "TimeCreated in seconds, as .evtx has no receive time")
+	require.Equal(t, "IEWIN7", row["computer_name"])
+	require.Equal(t, "{5770385f-c22a-43e0-bf4c-06f5698ffbd9}", row["provider_guid"])
+	require.Equal(t, "0x8000000000000000", row["keywords"])
+
+	data := eventData(t, row)
+	require.Equal(t, "0x3e7", data["LogonId"], "HexInt64 as Windows renders it")
+	require.Equal(t, "{365abb72-2586-5cc9-0000-0010dc530000}", data["ParentProcessGuid"], "GUID as Windows renders it")
+	require.Equal(t, `C:\Windows\System32\services.exe`, data["ParentImage"])
+
+	connections := findEvents(t, b, "3", map[string]string{"SourcePort": "445", "DestinationPort": "33801"})
+	require.Len(t, connections, 1)
+	require.Equal(t, "false", eventData(t, connections[0])["Initiated"], "boolean as Windows renders it")
+}
+
+func TestLoadEvtxGzipAndErrors(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.MeterpreterPsExecEVTX)
+	content, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	t.Run("gzip equals plain", func(t *testing.T) {
+		t.Parallel()
+
+		var compressed bytes.Buffer
+		zw := gzip.NewWriter(&compressed)
+		_, err := zw.Write(content)
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+
+		want, err := telemetry.Load(t.Context(), bytes.NewReader(content), path, telemetry.Options{})
+		require.NoError(t, err)
+		got, err := telemetry.Load(t.Context(), &compressed, path+".gz", telemetry.Options{})
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
+
+	t.Run("truncated", func(t *testing.T) {
+		t.Parallel()
+
+		_, err := telemetry.Load(t.Context(), bytes.NewReader(content[:len(content)-100]), "cut.evtx", telemetry.Options{})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "cut.evtx")
+		require.Contains(t, err.Error(), "truncated")
+		require.Contains(t, err.Error(), "whole 65536-byte chunks")
+	})
+
+	t.Run("other format requested", func(t *testing.T) {
+		t.Parallel()
+
+		_, err := telemetry.Load(t.Context(), bytes.NewReader(content), "log.evtx", telemetry.Options{Format: telemetry.FormatNXLog})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "log.evtx")
+		require.Contains(t, err.Error(), `"nxlog"`)
+	})
+
+	t.Run("invalid header", func(t *testing.T) {
+		t.Parallel()
+
+		broken := bytes.Clone(content)
+		broken[0x24], broken[0x25] = 9, 9 // an unsupported minor version
+		_, err := telemetry.Load(t.Context(), bytes.NewReader(broken), "broken.evtx", telemetry.Options{})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "broken.evtx")
+		require.Contains(t, err.Error(), "invalid .evtx file")
+	})
+}
+
+// pythonEvtxTime converts an exact time the way python-evtx converts a
+// FILETIME: datetime.utcfromtimestamp(float(ft) * 1e-7 - 11644473600).
+func pythonEvtxTime(exact time.Time) time.Time {
+	filetime := exact.UnixNano()/100 + 116444736000000000
+	seconds := float64(filetime)*1e-7 - 11644473600
+
+	whole, fraction := math.Modf(seconds)
+	micros := math.RoundToEven(fraction * 1e6)
+	return time.Unix(int64(whole), int64(micros)*1000).UTC()
+}
