@@ -184,3 +184,14 @@ func TestGUIDText(t *testing.T) {
 	require.Equal(t, "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}", guidText("{5770385F-C22A-43E0-BF4C-06F5698FFBD9}"))
 	require.Equal(t, "not a guid", guidText("not a guid"))
 }
+
+func TestKnownTablesFromSchema(t *testing.T) {
+	t.Parallel()
+
+	tables := knownTables()
+	require.Len(t, tables, len(resultsTables), "every results-log table is in osqueryschema")
+	for _, table := range tables {
+		require.NotEmpty(t, table.columns, table.name)
+		require.NotEmpty(t, table.visible, table.name)
+	}
+}
