@@ -13,10 +13,15 @@ import (
 	"github.com/svclaunch/svclaunch/internal/osqueryschema"
 )
 
-// GenerateFunc returns the rows of an attached table. queryContextJSON is
-// the request context osqueryd sends an extension's generate call. Every
-// value is a string, as in osquery-go. It may be called concurrently, and it
+// GenerateFunc returns the rows of an attached table, every value a string
+// as in osquery-go. queryContextJSON is the "context" that osqueryd sends
+// with an extension's generate call. It may be called concurrently, and it
 // may run SQL on the engine.
+//
+// NOTE: ctx is the engine's context, cancelled by Close. It does not carry
+// the deadline of the QueryRows call that scans the table, because SQLite
+// calls the table back without it. Cancelling that call interrupts SQLite
+// between rows but not a running generate.
 type GenerateFunc func(ctx context.Context, queryContextJSON string) ([]map[string]string, error)
 
 // Column is a column of an attached table, as an extension declares it.
@@ -45,14 +50,17 @@ var (
 	engineSeq atomic.Int64
 )
 
-// registerModule registers the virtual table module with the SQLite driver.
-// Registration only reaches connections opened afterwards, so it runs before
-// the first engine opens its database.
-func registerModule() error {
+// registerWithDriver registers the virtual table module and osquery's
+// version collations with the SQLite driver. Registration only reaches
+// connections opened afterwards, so it runs before the first engine opens
+// its database.
+func registerWithDriver() error {
 	registerOnce.Do(func() {
 		if err := vtab.RegisterModule(nil, moduleName, module{}); err != nil {
 			registerErr = fmt.Errorf("registering the SQLite module %s: %w", moduleName, err)
+			return
 		}
+		registerErr = registerVersionCollations()
 	})
 	return registerErr
 }

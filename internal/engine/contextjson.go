@@ -20,10 +20,11 @@ type constraintItem struct {
 
 // queryContextJSON serialises a query context exactly as osquery's
 // TablePlugin::setRequestFromContext and ConstraintList::serialize
-// (osquery/core/tables.cpp) do with rapidjson: compact, keys in the order
-// name, list, affinity; one entry per column of the table, sorted by column
-// name as osquery's std::map is, including columns with an empty list; then
-// colsUsed and colsUsedBitset. Example:
+// (osquery/core/tables.cpp) do with rapidjson. The output is compact. The
+// constraints array has one entry per column of the table, including
+// columns with an empty list, sorted by name as osquery's std::map sorts
+// them, with the keys name, list and affinity in that order. colsUsed and
+// colsUsedBitset follow. For example:
 //
 //	{"constraints":[{"name":"time","list":[{"op":32,"expr":"5"}],"affinity":"BIGINT"}],"colsUsed":["time"],"colsUsedBitset":1}
 func queryContextJSON(lists map[string]*constraintList, colsUsed []string, bitset uint64) string {

@@ -54,11 +54,11 @@ func toSQLiteValue(sqlType, value string, ok bool) any {
 	return nil
 }
 
-// parseCInteger parses s the way std::stoll(s, &pos, 0) does without
-// checking pos: leading white space and a sign are skipped, "0x" selects
-// base 16 and a leading "0" base 8, and parsing stops at the first character
-// that is not a digit of the base. It fails when no digit is read or the
-// value does not fit in 64 bits.
+// parseCInteger parses s the way std::stoll(s, &pos, 0) does when pos is
+// not checked afterwards, as osquery's tryTo does. Leading white space and a
+// sign are skipped, "0x" selects base 16 and a leading "0" base 8. Parsing
+// stops at the first character that is not a digit of the base. It fails
+// when no digit is read or the value does not fit in 64 bits.
 func parseCInteger(s string) (int64, bool) {
 	i := 0
 	for i < len(s) && isCSpace(s[i]) {
@@ -212,8 +212,11 @@ func cutAtNUL(s string) string {
 }
 
 // sqliteText renders a constraint value as sqlite3_value_text does, which is
-// how osquery's xFilter reads every constraint expression. A REAL uses
-// SQLite's "%!.15g" format, which keeps a decimal point ("5.0", "1.0e+20").
+// how osquery's xFilter reads every constraint expression. A REAL uses the
+// "%!.15g" format of SQLite 3.42, the version osquery bundles
+// (libraries/third_party_libraries_manifest.json), which keeps a decimal
+// point ("5.0", "1.0e+20"). The driver's newer SQLite prints up to 17
+// digits instead.
 func sqliteText(v any) (string, bool) {
 	switch v := v.(type) {
 	case nil:

@@ -7,6 +7,11 @@
 // AttachTable are virtual tables that behave like osqueryd's: constraints
 // reach a generate function as osquery's query-context JSON, and returned
 // strings are converted to column types the way osquery converts them.
+//
+// NOTE: of the SQL functions osquery adds to SQLite (split, regex_match,
+// concat, version_compare and others), none is registered here, so a query
+// that uses them fails on the engine. SQLite's JSON functions are available
+// in both.
 package engine
 
 import (
@@ -21,7 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 
 	"github.com/svclaunch/svclaunch/internal/osqueryschema"
 )
@@ -56,8 +61,8 @@ type Engine struct {
 	mu     sync.RWMutex
 	tables map[string]*virtualTable // the time table and attached tables
 
-	// clock is the Unix time of the time table; clockSet false means the
-	// wall clock.
+	// clock is the Unix time of the time table once clockSet is true.
+	// Before that the table reads the wall clock.
 	clock    atomic.Int64
 	clockSet atomic.Bool
 
@@ -73,7 +78,7 @@ const busyTimeout = 30 * time.Second
 // osqueryschema: ordinary tables for the stored tables and a virtual table
 // for time.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
-	if err := registerModule(); err != nil {
+	if err := registerWithDriver(); err != nil {
 		return nil, err
 	}
 
@@ -147,23 +152,57 @@ func (e *Engine) now() time.Time {
 	return time.Now().UTC()
 }
 
-// QueryRows runs one SQL statement and returns its rows as osquery's
-// extension API does: every value is a string, NULL is "", integers are
-// decimal and doubles are printed like osquery prints them.
+// QueryRows runs SQL and returns its rows as osquery's extension API does:
+// every value is a string, NULL is "", integers are decimal and doubles are
+// printed like osquery prints them. Like osqueryd's queryInternal
+// (osquery/sql/sqlite_util.cpp), SQL with several statements runs them in
+// order and returns the rows of all of them. A failed statement returns a
+// *QueryError.
 //
 // NOTE: the stored osquery tables are ordinary SQLite tables, so SELECT *
 // also returns their hidden columns (for example windows_events.eid and
 // process_etw_events.time), which osqueryd leaves out.
 func (e *Engine) QueryRows(ctx context.Context, query string) ([]map[string]string, error) {
-	rows, err := e.db.QueryContext(ctx, query)
+	statements := splitStatements(query)
+	out := []map[string]string{}
+	if len(statements) == 0 {
+		return out, nil
+	}
+	if len(statements) == 1 {
+		return appendRows(ctx, e.db, statements[0], out)
+	}
+
+	// Several statements share one connection, so that temporary tables
+	// and other connection state carry over from one to the next.
+	conn, err := e.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("running query: %w", err)
+		return nil, &QueryError{Message: err.Error(), Err: err}
+	}
+	defer conn.Close()
+	for _, statement := range statements {
+		if out, err = appendRows(ctx, conn, statement, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// queryer is the query method shared by *sql.DB and *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// appendRows runs one statement and appends its rows to out.
+func appendRows(ctx context.Context, q queryer, statement string, out []map[string]string) ([]map[string]string, error) {
+	rows, err := q.QueryContext(ctx, statement)
+	if err != nil {
+		return nil, newQueryError(err)
 	}
 	defer rows.Close()
 
 	names, err := rows.Columns()
 	if err != nil {
-		return nil, fmt.Errorf("reading result columns: %w", err)
+		return nil, newQueryError(err)
 	}
 	values := make([]any, len(names))
 	pointers := make([]any, len(names))
@@ -171,10 +210,9 @@ func (e *Engine) QueryRows(ctx context.Context, query string) ([]map[string]stri
 		pointers[i] = &values[i]
 	}
 
-	out := []map[string]string{}
 	for rows.Next() {
 		if err := rows.Scan(pointers...); err != nil {
-			return nil, fmt.Errorf("reading result row %d: %w", len(out)+1, err)
+			return nil, newQueryError(err)
 		}
 		row := make(map[string]string, len(names))
 		for i, name := range names {
@@ -183,9 +221,42 @@ func (e *Engine) QueryRows(ctx context.Context, query string) ([]map[string]stri
 		out = append(out, row)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("running query: %w", err)
+		return nil, newQueryError(err)
 	}
 	return out, nil
+}
+
+// QueryError is the error of a failed query.
+type QueryError struct {
+	// Message is SQLite's error message (sqlite3_errmsg), such as
+	// `no such table: x`. osqueryd returns this text as the status message
+	// of a failed query.
+	Message string
+	// Err is the driver's error.
+	Err error
+}
+
+func (e *QueryError) Error() string { return "running query: " + e.Message }
+
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// newQueryError extracts SQLite's message from a driver error, which the
+// driver formats as "<errstr>: <errmsg> (<code>)" or "<errstr> (<code>)".
+func newQueryError(err error) *QueryError {
+	var driverErr *sqlite.Error
+	if !errors.As(err, &driverErr) {
+		return &QueryError{Message: err.Error(), Err: err}
+	}
+
+	message := driverErr.Error()
+	message = strings.TrimSuffix(message, " (SQLITE_BUSY)")
+	message = strings.TrimSuffix(message, fmt.Sprintf(" (%d)", driverErr.Code()))
+	// SQLite's errstr texts ("SQL logic error", "database is locked") have
+	// no ": ", so the first one ends the errstr.
+	if _, errmsg, found := strings.Cut(message, ": "); found {
+		message = errmsg
+	}
+	return &QueryError{Message: message, Err: err}
 }
 
 // Insert stores rows in one of osquery's stored tables in one transaction.
@@ -234,7 +305,7 @@ func (e *Engine) Insert(ctx context.Context, table string, rows []map[string]str
 // storedTable returns the schema of a table that Insert can write to.
 func storedTable(name string) (osqueryschema.Table, error) {
 	if name == timeTableName {
-		return osqueryschema.Table{}, fmt.Errorf("table time is computed from the engine clock and cannot be inserted into: use SetClock")
+		return osqueryschema.Table{}, errors.New("table time is computed from the engine clock and cannot be inserted into: use SetClock")
 	}
 	t, ok := osqueryschema.Lookup(name)
 	if !ok {

@@ -56,7 +56,7 @@ func storageSQL(t osqueryschema.Table) string {
 	var parts []string
 	for _, c := range t.Columns {
 		part := quoteIdentifier(c.Name) + " " + c.SQLType()
-		if coll := storageCollation(c); coll != "" {
+		if coll := c.Collation(); coll != "" {
 			part += " COLLATE " + coll
 		}
 		parts = append(parts, part)
@@ -66,19 +66,6 @@ func storageSQL(t osqueryschema.Table) string {
 		parts = append(parts, quoteIdentifier(a.Name)+" "+target.SQLType()+" GENERATED ALWAYS AS ("+quoteIdentifier(a.Target)+") VIRTUAL")
 	}
 	return "CREATE TABLE " + quoteIdentifier(t.Name) + " (" + strings.Join(parts, ", ") + ")"
-}
-
-// storageCollation returns the column's collation if SQLite has it built in.
-//
-// NOTE: osquery's VERSION collations (osquery_extensions.version,
-// osquery_info.version) are not registered here, so those columns compare
-// as plain text.
-func storageCollation(c osqueryschema.Column) string {
-	switch coll := c.Collation(); coll {
-	case "BINARY", "NOCASE", "RTRIM":
-		return coll
-	}
-	return ""
 }
 
 // timeRows returns the time table's single row, computed as osquery's genTime
@@ -92,14 +79,16 @@ func (e *Engine) timeRows(context.Context, string) ([]map[string]string, error) 
 	filetime := now.Unix()*10_000_000 + int64(now.Nanosecond()/100) + filetimeUnixEpoch
 
 	return []map[string]string{{
-		"weekday":        now.Format("Monday"),
-		"year":           fmt.Sprint(now.Year()),
-		"month":          fmt.Sprint(int(now.Month())),
-		"day":            fmt.Sprint(now.Day()),
-		"hour":           fmt.Sprint(now.Hour()),
-		"minutes":        fmt.Sprint(now.Minute()),
-		"seconds":        fmt.Sprint(now.Second()),
-		"timezone":       "UTC",
+		"weekday":  now.Format("Monday"),
+		"year":     fmt.Sprint(now.Year()),
+		"month":    fmt.Sprint(int(now.Month())),
+		"day":      fmt.Sprint(now.Day()),
+		"hour":     fmt.Sprint(now.Hour()),
+		"minutes":  fmt.Sprint(now.Minute()),
+		"seconds":  fmt.Sprint(now.Second()),
+		"timezone": "UTC",
+		// The engine stands for no particular host, so its local time
+		// zone is UTC.
 		"local_timezone": "UTC",
 		"unix_time":      fmt.Sprint(now.Unix()),
 		// asctime's layout, trimmed, with " UTC" appended (toAsciiTime in

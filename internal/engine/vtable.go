@@ -11,8 +11,8 @@ import (
 	"github.com/svclaunch/svclaunch/internal/osqueryschema"
 )
 
-// maxIndexCost is osquery's kMaxIndexCost: the cost of a plan without a
-// usable constraint, and of one that misses a required column.
+// maxIndexCost is osquery's kMaxIndexCost. A plan gets this cost when it
+// has no usable constraint or misses a required column.
 const maxIndexCost = 1000000
 
 // SQLite's constraint operator codes (SQLITE_INDEX_CONSTRAINT_*). osqueryd
@@ -113,9 +113,10 @@ func newVirtualTable(name string, columns []osqueryschema.Column, extension bool
 	return def
 }
 
-// plan is what BestIndex hands Filter through idxStr: osquery keeps the same
-// data per idxNum in VirtualTableContent, but a per-plan string needs no
-// shared state between connections.
+// plan is the constraint set and column use of one BestIndex result, passed
+// to Filter as JSON in idxStr. osquery keeps the same data per idxNum in
+// VirtualTableContent, but a string travels with the plan and needs no state
+// shared between connections.
 type plan struct {
 	Constraints []planConstraint `json:"c"`
 	ColsUsed    []string         `json:"u"`
@@ -144,11 +145,11 @@ func sensibleComparison(sqlType string, op int) bool {
 	return true
 }
 
-// BestIndex follows osqueryd's xBestIndex: usable constraints on INDEX,
-// REQUIRED or ADDITIONAL columns are passed to Filter (never range
-// operators on TEXT), the cost is 1 with such a constraint and
-// maxIndexCost without one or when a used REQUIRED column lacks one.
-// Omit stays false, so SQLite re-checks every constraint.
+// BestIndex follows osqueryd's xBestIndex. Usable constraints on INDEX,
+// REQUIRED or ADDITIONAL columns are passed to Filter, except range
+// operators on TEXT columns. The cost is 1 with such a constraint, and
+// maxIndexCost without one or when a used REQUIRED column lacks one. Omit
+// stays false, so SQLite checks every constraint again.
 func (t *table) BestIndex(info *vtab.IndexInfo) error {
 	columns := t.def.columns
 	var p plan
@@ -252,11 +253,11 @@ type cursor struct {
 	pos  int
 }
 
-// Filter follows osqueryd's xFilter: every column gets a constraint list
-// with its affinity, each constraint value is read as text (an empty or
-// NULL value is dropped), a table with a REQUIRED column fails unless the
-// plan constrains one, and generate receives the context serialised by
-// queryContextJSON.
+// Filter follows osqueryd's xFilter. Every column gets a constraint list
+// with its affinity, and each constraint value is read as text, dropping
+// empty and NULL values. A table with a REQUIRED column fails unless the
+// plan constrains one. generate receives the context as queryContextJSON
+// serialises it.
 func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	var p plan
 	if err := json.Unmarshal([]byte(idxStr), &p); err != nil {
@@ -291,6 +292,7 @@ func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 		}
 	}
 	if !requiredSatisfied {
+		// The text is osqueryd's, which is why it starts upper-case.
 		return fmt.Errorf("Table %s was queried without a required column in the WHERE clause", c.def.name)
 	}
 
