@@ -118,6 +118,7 @@ func (e *Engine) AttachTable(name string, columns []Column, generate GenerateFun
 
 // createVirtualTable records def and creates it in the database.
 func (e *Engine) createVirtualTable(ctx context.Context, def *virtualTable) error {
+	def.engine = e
 	e.mu.Lock()
 	if _, ok := e.tables[def.name]; ok {
 		e.mu.Unlock()
@@ -126,7 +127,6 @@ func (e *Engine) createVirtualTable(ctx context.Context, def *virtualTable) erro
 	e.tables[def.name] = def
 	e.mu.Unlock()
 
-	def.engine = e
 	stmt := "CREATE VIRTUAL TABLE " + quoteIdentifier(def.name) + " USING " + moduleName + "(" + e.id + ")"
 	if _, err := e.db.ExecContext(ctx, stmt); err != nil {
 		e.mu.Lock()

@@ -441,3 +441,61 @@ func TestQueryContextJSONEscaping(t *testing.T) {
 	require.Equal(t, `{"constraints":[{"name":"a","list":[],"affinity":"INTEGER"},{"name":"b","list":[{"op":2,"expr":"a\"b\\c\n\u0001é</>"}],"affinity":"TEXT"}],"colsUsed":["b"],"colsUsedBitset":2}`, got)
 	require.True(t, json.Valid([]byte(got)))
 }
+
+func TestIndexTimeOption(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		index bool
+		want  []map[string]string
+	}{
+		{"without index", false, []map[string]string{}},
+		{"with index", true, []map[string]string{
+			{"name": "process_etw_events_time"}, {"name": "process_events_time"},
+			{"name": "socket_events_time"}, {"name": "windows_events_time"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := openEngine(t, Options{IndexTime: tt.index})
+			rows, err := e.QueryRows(context.Background(), "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+			require.NoError(t, err)
+			require.Equal(t, tt.want, rows)
+		})
+	}
+}
+
+func TestAttachTableDeclaresHidden(t *testing.T) {
+	t.Parallel()
+	e := openEngine(t, Options{})
+	recordContexts(t, e, "declared", []Column{
+		{Name: "time", Type: "BIGINT", Options: 4},
+		{Name: "eid", Type: "TEXT", Options: 16},
+	}, nil)
+
+	rows, err := e.QueryRows(context.Background(), "SELECT name, type, hidden FROM pragma_table_xinfo('declared')")
+	require.NoError(t, err)
+	require.Equal(t, []map[string]string{
+		{"name": "time", "type": "BIGINT", "hidden": "0"},
+		{"name": "eid", "type": "TEXT", "hidden": "1"},
+	}, rows)
+}
+
+func TestGenerateQueriesAttachedTable(t *testing.T) {
+	t.Parallel()
+	e := openEngine(t, Options{})
+	ctx := context.Background()
+
+	inner := recordContexts(t, e, "inner_table", []Column{{Name: "v", Type: "TEXT", Options: 4}},
+		[]map[string]string{{"v": "a"}, {"v": "b"}})
+	require.NoError(t, e.AttachTable("outer_table", []Column{{Name: "v", Type: "TEXT"}},
+		func(ctx context.Context, _ string) ([]map[string]string, error) {
+			return e.QueryRows(ctx, "SELECT v FROM inner_table WHERE v = 'b'")
+		}))
+
+	rows, err := e.QueryRows(ctx, "SELECT o.v FROM outer_table o, time")
+	require.NoError(t, err)
+	require.Equal(t, []map[string]string{{"v": "b"}}, rows)
+	require.Equal(t, []string{`{"constraints":[{"name":"v","list":[{"op":2,"expr":"b"}],"affinity":"TEXT"}],"colsUsed":["v"],"colsUsedBitset":1}`}, *inner)
+}
