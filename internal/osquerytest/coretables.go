@@ -1,0 +1,71 @@
+package osquerytest
+
+// coreTableNames lists the tables osqueryd builds on any platform: the spec
+// files named in specs/CMakeLists.txt at osquery commit a5b14f63d (August
+// 2026), plus bpf_process_events and bpf_socket_events, which that commit had
+// removed but release 5.23.1 still ships.
+//
+// osqueryd rejects an extension table that has one of its table names. A real
+// osqueryd has only its own platform's tables, so the stand-in is stricter
+// and rejects a name taken on any platform, which is what a cross-platform
+// extension needs.
+var coreTableNames = []string{
+	"account_policy_data", "acpi_tables", "ad_config", "alf", "alf_exceptions",
+	"alf_explicit_auths", "app_schemes", "apparmor_events", "apparmor_profiles", "appcompat_shims",
+	"apps", "apt_sources", "arp_cache", "asl", "augeas",
+	"authenticode", "authorization_mechanisms", "authorizations", "authorized_keys", "autoexec",
+	"azure_instance_metadata", "azure_instance_tags", "background_activities_moderator", "battery", "bitlocker_info",
+	"block_devices", "bpf_process_events", "bpf_socket_events", "browser_plugins", "carbon_black_info",
+	"carves", "certificate_trust_settings", "certificates", "chassis_info", "chocolatey_packages",
+	"chrome_extension_content_scripts", "chrome_extensions", "connected_displays", "connectivity", "cpu_info",
+	"cpu_time", "cpuid", "crashes", "crontab", "cups_destinations",
+	"cups_jobs", "curl", "curl_certificate", "deb_package_files", "deb_packages",
+	"default_environment", "device_file", "device_firmware", "device_hash", "device_partitions",
+	"deviceguard_status", "disk_encryption", "disk_events", "disk_info", "dns_cache",
+	"dns_lookup_events", "dns_resolvers", "docker_container_envs", "docker_container_fs_changes", "docker_container_labels",
+	"docker_container_mounts", "docker_container_networks", "docker_container_ports", "docker_container_processes", "docker_container_stats",
+	"docker_containers", "docker_image_history", "docker_image_labels", "docker_image_layers", "docker_images",
+	"docker_info", "docker_network_labels", "docker_networks", "docker_version", "docker_volume_labels",
+	"docker_volumes", "drivers", "ec2_instance_metadata", "ec2_instance_tags", "es_process_events",
+	"es_process_file_events", "etc_hosts", "etc_protocols", "etc_services", "event_taps",
+	"extended_attributes", "fan_speed_sensors", "file", "file_events", "firefox_addons",
+	"gatekeeper", "gatekeeper_approved_apps", "groups", "hardware_events", "hash",
+	"homebrew_packages", "ibridge_info", "ie_extensions", "intel_me_info", "interface_addresses",
+	"interface_details", "interface_ipv6", "iokit_devicetree", "iokit_registry", "iptables",
+	"jetbrains_plugins", "kernel_extensions", "kernel_info", "kernel_keys", "kernel_modules",
+	"kernel_panics", "keychain_acls", "keychain_items", "known_hosts", "kva_speculative_info",
+	"last", "launchd", "launchd_overrides", "listening_ports", "load_average",
+	"location_services", "logged_in_users", "logical_drives", "logon_sessions", "lxd_certificates",
+	"lxd_cluster", "lxd_cluster_members", "lxd_images", "lxd_instance_config", "lxd_instance_devices",
+	"lxd_instances", "lxd_networks", "lxd_storage_pools", "magic", "managed_policies",
+	"md_devices", "md_drives", "md_personalities", "mdfind", "mdls",
+	"memory_array_mapped_addresses", "memory_arrays", "memory_device_mapped_addresses", "memory_devices", "memory_error_info",
+	"memory_info", "memory_map", "mounts", "msr", "nfs_shares",
+	"npm_packages", "ntdomains", "ntfs_acl_permissions", "ntfs_journal_events", "nvram",
+	"oem_strings", "office_mru", "os_version", "osquery_events", "osquery_extensions",
+	"osquery_flags", "osquery_info", "osquery_packs", "osquery_registry", "osquery_schedule",
+	"package_bom", "package_install_history", "package_receipts", "password_policy", "patches",
+	"pci_devices", "physical_disk_performance", "pipes", "platform_info", "plist",
+	"portage_keywords", "portage_packages", "portage_use", "power_sensors", "powershell_events",
+	"preferences", "prefetch", "process_envs", "process_etw_events", "process_events",
+	"process_file_events", "process_memory_map", "process_namespaces", "process_open_files", "process_open_handles",
+	"process_open_pipes", "process_open_sockets", "processes", "programs", "prometheus_metrics",
+	"python_packages", "quicklook_cache", "recent_files", "registry", "routes",
+	"rpm_package_files", "rpm_packages", "running_apps", "safari_extensions", "sandboxes",
+	"scheduled_tasks", "screenlock", "seccomp_events", "secureboot", "secureboot_certificates",
+	"security_profile_info", "selinux_events", "selinux_settings", "services", "shadow",
+	"shared_folders", "shared_memory", "shared_resources", "sharing_preferences", "shell_history",
+	"shellbags", "shimcache", "signature", "sip_config", "smbios_tables",
+	"smc_keys", "socket_events", "ssh_configs", "startup_items", "sudoers",
+	"suid_bin", "syslog_events", "system_controls", "system_extensions", "system_info",
+	"system_profiler", "systemd_units", "temperature_sensors", "time", "time_machine_backups",
+	"time_machine_destinations", "tpm_info", "ulimit_info", "unified_log", "uptime",
+	"usb_devices", "user_events", "user_groups", "user_interaction_events", "user_ssh_keys",
+	"userassist", "users", "video_info", "virtual_memory_info", "vscode_extensions",
+	"wifi_networks", "wifi_status", "wifi_survey", "winbaseobj", "windows_crashes",
+	"windows_eventlog", "windows_events", "windows_firewall_rules", "windows_optional_features", "windows_search",
+	"windows_security_center", "windows_security_products", "windows_update_history", "wmi_bios_info", "wmi_cli_event_consumers",
+	"wmi_event_filters", "wmi_filter_consumer_binding", "wmi_script_event_consumers", "xprotect_entries", "xprotect_meta",
+	"xprotect_reports", "yara_events", "yara_file", "yara_process", "ycloud_instance_metadata",
+	"yum_sources",
+}
