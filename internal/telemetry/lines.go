@@ -112,6 +112,9 @@ func loadLines(ctx context.Context, br *bufio.Reader, name string, opts Options)
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("reading %s line %d: the gzip stream ends early, expected more compressed data; the file may be truncated: %w", name, lr.number+1, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s line %d: %w", name, lr.number+1, err)
 		}

@@ -1,21 +1,40 @@
 // Package telemetry loads recorded telemetry into osquery table rows, so that
-// the detector can be run over recordings exactly as it runs over osquery.
+// the detector can run over recordings exactly as it runs over osquery.
 //
-// Supported inputs, each optionally gzip-compressed:
+// Supported inputs, each optionally gzip-compressed (detected by its magic
+// bytes):
 //
-//   - NXLog JSON lines (im_msvistalog fields, as in the OTRF/Mordor datasets);
+//   - NXLog JSON lines (im_msvistalog fields, as in the OTRF datasets);
 //   - python-evtx JSON lines (flat objects with TimeCreated, Computer, ...);
 //   - Winlogbeat and Elastic Agent ECS documents (winlog.*, @timestamp);
 //   - osquery results logs (differential, snapshot and batch lines);
-//   - Windows .evtx files.
+//   - Windows .evtx files, read with the Velocidex parser.
 //
-// Windows events become windows_events rows as osquery stores them: `time` is
-// the receive time in Unix seconds, `datetime` is the event's TimeCreated in
-// UTC, and `data` is {"EventData":{...}} with every value a string.
+// The format is detected from the content: the .evtx magic, or else the keys
+// of the first non-empty line. Options.Format overrides the detection.
 //
-// Zone-less local times (NXLog EventTime) are never read as UTC. The loader
-// learns each host's UTC offset from events that carry a UTC time too, or
-// takes Options.UTCOffset, and skips the events of hosts it cannot place.
+// Windows events become windows_events rows as osquery stores them:
+//
+//   - datetime is the event's TimeCreated in UTC. osquery copies Windows'
+//     text, which has 7 fractional digits (100 ns). Sources with sub-second
+//     digits use that form, padded with zeros (python-evtx's microseconds
+//     gain one 0). Whole-second sources (NXLog's EventTime) are written
+//     without a fraction, such as 2020-09-20T16:16:56Z, so that no digit is
+//     invented;
+//   - time is the receive time in Unix seconds: NXLog's EventReceivedTime,
+//     ECS's event.created, and TimeCreated for layouts without one;
+//   - data is {"EventData":{...}} in the event's order with every value a
+//     string, escaped as osquery's Boost JSON writer escapes it. Header and
+//     transport fields (NXLog's Message, Hostname, tags, ...) are left out.
+//
+// Zone-less local times (NXLog's EventTime and EventReceivedTime) are never
+// read as UTC. The loader learns each host's UTC offset from Sysmon events,
+// which carry UtcTime besides EventTime, or takes Options.UTCOffset. It
+// records in Batch.Offsets how each host's offset was found, and skips and
+// counts the events of hosts it cannot place.
+//
+// osquery's process_events, socket_events and processes tables have no host
+// column, so Batch.Hosts gives the host of every row beside Batch.Rows.
 package telemetry
 
 import (
@@ -120,22 +139,21 @@ type Batch struct {
 
 // Reasons for skipped events, the keys of Batch.Skipped.
 const (
-	SkipLineTooLong      = "line longer than 16 MiB"
-	SkipMalformedJSON    = "malformed JSON"
-	SkipNotObject        = "line is not a JSON object"
-	SkipMissingEventID   = "missing or invalid event id"
-	SkipMissingChannel   = "missing channel"
-	SkipMissingTime      = "missing or invalid event time"
-	SkipUnknownOffset    = "local time without known UTC offset"
-	SkipRemoved          = "osquery results-log row removed"
-	SkipUnknownTable     = "columns match no known osquery table"
-	SkipAmbiguousTable   = "columns match several osquery tables"
-	SkipMissingColumns   = "osquery results-log line without rows"
-	SkipEvtxRecord       = "unreadable .evtx record"
-	SkipEvtxChunk        = "unreadable .evtx chunk"
-	SkipMissingComputer  = "missing computer name"
-	SkipMissingProvider  = "missing provider name"
-	SkipInvalidRowValues = "osquery results-log row with a non-scalar value"
+	SkipLineTooLong     = "line longer than 16 MiB"
+	SkipMalformedJSON   = "malformed JSON"
+	SkipNotObject       = "line is not a JSON object"
+	SkipMissingEventID  = "missing or invalid event id"
+	SkipMissingChannel  = "missing channel"
+	SkipMissingTime     = "missing or invalid event time"
+	SkipUnknownOffset   = "local time without known UTC offset"
+	SkipRemoved         = "osquery results-log row removed"
+	SkipUnknownTable    = "columns match no known osquery table"
+	SkipAmbiguousTable  = "columns match several osquery tables"
+	SkipMissingColumns  = "osquery results-log line without rows"
+	SkipEvtxRecord      = "unreadable .evtx record"
+	SkipEvtxChunk       = "unreadable .evtx chunk"
+	SkipMissingComputer = "missing computer name"
+	SkipMissingProvider = "missing provider name"
 )
 
 // Reasons for reduced fidelity, the keys of Batch.Notes.
@@ -207,9 +225,10 @@ func LoadFile(ctx context.Context, path string, opts Options) (*Batch, error) {
 // the .evtx magic, or else the keys of the first non-empty line.
 //
 // Load returns an error for an unreadable input, an unknown format, or a
-// final line cut off before its end (a truncated file); the message names the
-// input, the line and what was expected. A single malformed event inside an
-// otherwise good input is skipped and counted in Batch.Skipped.
+// truncated file (a final line or gzip stream cut off before its end). The
+// message names the input, the line and what was expected. A single
+// malformed event inside an otherwise good input is skipped and counted in
+// Batch.Skipped.
 func Load(ctx context.Context, r io.Reader, name string, opts Options) (*Batch, error) {
 	switch opts.Format {
 	case FormatAuto, FormatNXLog, FormatPythonEvtx, FormatECS, FormatOsqueryResults, FormatEvtx:

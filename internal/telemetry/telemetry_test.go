@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,6 +312,22 @@ func TestLoadErrors(t *testing.T) {
 		_, err := telemetry.LoadFile(t.Context(), dir, telemetry.Options{})
 		require.Error(t, err)
 		require.Contains(t, err.Error(), dir)
+	})
+
+	t.Run("truncated gzip", func(t *testing.T) {
+		t.Parallel()
+
+		var compressed bytes.Buffer
+		zw := gzip.NewWriter(&compressed)
+		_, err := zw.Write([]byte(strings.Repeat(nxlogLine+"\n", 50)))
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+
+		cut := compressed.Bytes()[:compressed.Len()-20]
+		_, err = telemetry.Load(t.Context(), bytes.NewReader(cut), "input.json.gz", telemetry.Options{})
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		require.Contains(t, err.Error(), "input.json.gz line")
+		require.Contains(t, err.Error(), "truncated")
 	})
 
 	t.Run("cancelled context", func(t *testing.T) {
