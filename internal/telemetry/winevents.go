@@ -316,7 +316,7 @@ func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
 			"computer_name": ev.computer,
 			"eventid":       ev.eventID,
 			"data":          eventDataJSON(ev.data, ev.userData),
-			"eid":           fmt.Sprintf("%010d", len(b.Rows[WindowsEventsTable])+1),
+			"eid":           eventID(len(b.Rows[WindowsEventsTable]) + 1),
 		}
 		// Columns the layout lacks stay absent so that they read as NULL
 		// rather than as a made-up value.
@@ -331,6 +331,12 @@ func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
 	for host, info := range offsets {
 		b.Offsets[host] = info
 	}
+}
+
+// eventID returns the hidden eid column. osquery gives every stored event an
+// id; the loader numbers the events of one input in load order.
+func eventID(n int) string {
+	return fmt.Sprintf("%010d", n)
 }
 
 func setIfKnown(row map[string]string, column, value string) {
