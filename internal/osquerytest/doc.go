@@ -16,9 +16,10 @@
 //   - registration assigns a random 16-bit UUID and rejects a duplicate
 //     extension name, an SDK older than 1.7.7, an unknown registry and any
 //     plugin whose name is already taken, for example a core table name;
-//   - extension table columns without options are treated as INDEX columns
-//     (osqueryd's --extensions_default_index, on by default), so equality
-//     constraints on them reach the extension;
+//   - the engine treats extension table columns without options as INDEX
+//     columns unless it was opened with DisableExtensionsDefaultIndex, as
+//     osqueryd's --extensions_default_index does, so equality constraints
+//     on them reach the extension;
 //   - a watcher pings every extension each interval and removes one whose
 //     check fails;
 //   - Query returns status 1 with SQLite's error message when SQL fails;
