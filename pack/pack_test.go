@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"flag"
 	"io"
 	"os"
@@ -31,10 +32,11 @@ var generatedFiles = []struct {
 }
 
 const (
-	detectionName      = "remote_service_launches"
-	detectionPosixName = "remote_service_launches_posix"
-	healthName         = "remote_service_launch_sources_unhealthy"
-	huntName           = "remote_service_launches_sysmon_hunt"
+	detectionName       = "remote_service_launches_windows"
+	detectionLinuxName  = "remote_service_launches_linux"
+	detectionDarwinName = "remote_service_launches_darwin"
+	healthName          = "remote_service_launch_sources_unhealthy"
+	huntName            = "remote_service_launches_sysmon_hunt"
 )
 
 func TestGeneratedFilesMatchSources(t *testing.T) {
@@ -49,7 +51,8 @@ func TestGeneratedFilesMatchSources(t *testing.T) {
 
 			got, err := os.ReadFile(tt.path)
 			require.NoError(t, err, "run go test ./pack -update to create it")
-			require.Equal(t, string(want), string(got), "%s differs from what the generator writes; run go test ./pack -update", tt.path)
+			require.True(t, bytes.Equal(want, got), "%s differs from what the generator writes (%s); run go test ./pack -update",
+				tt.path, firstDifference(string(want), string(got)))
 		})
 	}
 }
@@ -323,6 +326,34 @@ func TestDetectionQuerySettings(t *testing.T) {
 	require.Equal(t, []string{DiscoveryQuery}, p.Discovery)
 }
 
+func TestUnixDetectionQueries(t *testing.T) {
+	windows, err := Lookup(detectionName)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name       string
+		platform   string
+		minVersion string
+	}{
+		{detectionLinuxName, "linux", "5.9.1"},
+		// macOS socket_events reports accepted connections from 5.15.0 on.
+		{detectionDarwinName, "darwin", "5.15.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.platform, func(t *testing.T) {
+			q, err := Lookup(tt.name)
+			require.NoError(t, err)
+
+			// The same table serves every platform; only the entry differs.
+			require.Equal(t, windows.SQL, q.SQL)
+			require.Equal(t, []string{tt.platform}, q.Platforms)
+			require.Equal(t, windows.Interval, q.Interval)
+			require.Equal(t, windows.Logging, q.Logging)
+			require.GreaterOrEqual(t, compareVersions(q.MinOsqueryVersion, tt.minVersion), 0)
+		})
+	}
+}
+
 func TestHealthQuerySettings(t *testing.T) {
 	q, err := Lookup(healthName)
 	require.NoError(t, err)
@@ -466,6 +497,25 @@ func TestRunCommandRejectsBadArguments(t *testing.T) {
 			require.Empty(t, stdout.String())
 		})
 	}
+}
+
+// firstDifference describes the first line where two texts differ, which
+// reads better than two whole files side by side.
+func firstDifference(want, got string) string {
+	wantLines, gotLines := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(wantLines), len(gotLines)) {
+		var w, g string
+		if i < len(wantLines) {
+			w = wantLines[i]
+		}
+		if i < len(gotLines) {
+			g = gotLines[i]
+		}
+		if w != g {
+			return fmt.Sprintf("line %d: generator writes %q, file has %q", i+1, w, g)
+		}
+	}
+	return "no line differs"
 }
 
 func keys(m map[string]any) []string {

@@ -6,8 +6,9 @@
 -- value: Each row is one child of services.exe that started 0 to 1000 ms
 --   after services.exe accepted a connection from another host, with the
 --   same columns as remote_service_launches where Sysmon has the data.
---   Sysmon's millisecond UtcTime is the clock, so time_precision is ms. The
---   pid is empty when the event forwarder dropped Sysmon's ProcessId.
+--   Sysmon's millisecond UtcTime is the clock, so time_precision is ms. As
+--   in the table, pid is -1 when the event forwarder dropped Sysmon's
+--   ProcessId.
 -- response: Treat a row as you would a remote_service_launches row. Hosts that
 --   return rows here should get the extension so the detection runs on a
 --   schedule.
@@ -34,11 +35,11 @@ WITH
       json_extract(data, '$.EventData.ProcessGuid') AS guid,
       json_extract(data, '$.EventData.ParentProcessGuid') AS parent_guid,
       json_extract(data, '$.EventData.UtcTime') AS utc,
-      CAST(json_extract(data, '$.EventData.ProcessId') AS INTEGER) AS pid,
+      coalesce(CAST(json_extract(data, '$.EventData.ProcessId') AS INTEGER), -1) AS pid,
       json_extract(data, '$.EventData.Image') AS path,
       json_extract(data, '$.EventData.CommandLine') AS cmdline,
       json_extract(data, '$.EventData.User') AS username,
-      CAST(json_extract(data, '$.EventData.ParentProcessId') AS INTEGER) AS parent,
+      coalesce(CAST(json_extract(data, '$.EventData.ParentProcessId') AS INTEGER), -1) AS parent,
       json_extract(data, '$.EventData.ParentImage') AS parent_path
     FROM windows_events
     WHERE time >= (SELECT unix_time FROM time) - 3600

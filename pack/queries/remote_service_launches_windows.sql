@@ -1,4 +1,4 @@
--- name: remote_service_launches
+-- name: remote_service_launches_windows
 -- description: MITRE CAR-2014-03-005 on Windows: services.exe accepted an
 --   inbound network connection and started a child process within 1 s.
 -- value: Each row is one process that the Service Control Manager started

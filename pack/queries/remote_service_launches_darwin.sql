@@ -1,0 +1,24 @@
+-- name: remote_service_launches_darwin
+-- description: MITRE CAR-2014-03-005 rule on macOS: a listed parent process
+--   accepted an inbound network connection and started a child process
+--   within 1 s, read from osquery's OpenBSM-based process_events and
+--   socket_events.
+-- value: Each row is one child process started right after a remote peer
+--   connected to its parent, which is how a network-facing service runs a
+--   command on a peer's request. The parent must be in the extension's list
+--   of parent names, which holds only services.exe by default, so the query
+--   returns rows only on hosts where that list names macOS services.
+-- response: Compare remote_address with the peers allowed to use the service
+--   and the child's path and cmdline with what the service normally runs. A
+--   shell or an unknown binary started on behalf of an unknown peer is remote
+--   code execution: isolate the host and review the parent service's logs.
+-- notes: osquery 5.15.0 is the first release whose macOS socket_events
+--   reports accepted connections. osquery's process-auditing guide lists
+--   both OpenBSM tables for macOS 10.15 and older only; newer macOS
+--   releases need EndpointSecurity, which has no network event table.
+-- platform: darwin
+-- interval: 60
+-- logging: differential_ignore_removals
+-- min_osquery_version: 5.15.0
+-- denylist: true
+SELECT * FROM remote_service_launches;

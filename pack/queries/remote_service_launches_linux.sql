@@ -1,0 +1,25 @@
+-- name: remote_service_launches_linux
+-- description: MITRE CAR-2014-03-005 rule on Linux: a listed parent process
+--   accepted an inbound network connection and started a child process
+--   within 1 s, read from osquery's audit-based process_events and
+--   socket_events.
+-- value: Each row is one child process started right after a remote peer
+--   connected to its parent, which is how a network-facing service runs a
+--   command on a peer's request. The parent must be in the extension's list
+--   of parent names, which holds only services.exe by default, so the query
+--   returns rows only on hosts where that list names Linux services.
+-- response: Compare remote_address with the peers allowed to use the service
+--   and the child's path and cmdline with what the service normally runs. A
+--   shell or an unknown binary started on behalf of an unknown peer is remote
+--   code execution: isolate the host and review the parent service's logs.
+-- notes: process_events and socket_events need osqueryd's audit flags (see
+--   the pack README), and socket_events logs accepted connections only with
+--   --audit_allow_sockets. The interval and logging follow the Windows query
+--   for the same reasons. osquery 5.9.1 is the first release that passes the
+--   extension's time >= X bound through to the event tables.
+-- platform: linux
+-- interval: 60
+-- logging: differential_ignore_removals
+-- min_osquery_version: 5.9.1
+-- denylist: true
+SELECT * FROM remote_service_launches;
