@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // loadBatch loads a recording through the telemetry loader, once per test
 // binary. The caller holds recordings' lock.
-func loadBatch(t *testing.T, recording string) *telemetry.Batch {
+func loadBatch(t testing.TB, recording string) *telemetry.Batch {
 	t.Helper()
 
 	batch, ok := recordings.batches[recording]
@@ -57,7 +57,7 @@ func loadBatch(t *testing.T, recording string) *telemetry.Batch {
 
 // windowsRows returns every windows_events row of a recording, as the
 // loader produced them.
-func windowsRows(t *testing.T, recording string) []map[string]string {
+func windowsRows(t testing.TB, recording string) []map[string]string {
 	t.Helper()
 
 	testrecordings.Path(t, recording)
@@ -69,7 +69,7 @@ func windowsRows(t *testing.T, recording string) []map[string]string {
 
 // sourceRows runs a source's own query over a recording loaded into the
 // engine and returns the rows the query selects, as osquery would.
-func sourceRows(t *testing.T, recording string, source sources.Source) []map[string]string {
+func sourceRows(t testing.TB, recording string, source sources.Source) []map[string]string {
 	t.Helper()
 
 	testrecordings.Path(t, recording)

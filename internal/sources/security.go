@@ -45,8 +45,15 @@ func (s *Security) Query(bounds Bounds) (string, error) {
 // resolution its fractional digits give.
 func (s *Security) Decode(rows []map[string]string) *Events {
 	events := newEvents()
+
+	// The fields of one row are no longer needed once it is decoded, so
+	// every row reuses one buffer.
+	var buf eventData
 	for _, row := range rows {
-		event, reason := parseWindowsRow(row, SecurityChannel, securityEventIDs)
+		event, reason := parseWindowsRow(row, SecurityChannel, securityEventIDs, buf)
+		if event.data != nil {
+			buf = event.data
+		}
 		if reason != "" {
 			events.skip(reason)
 			continue
@@ -96,7 +103,7 @@ func decodeProcessCreation(events *Events, event windowsEvent) string {
 		ParentPID:  parentPID,
 		ParentPath: data.get("ParentProcessName"),
 		Path:       data.get("NewProcessName"),
-		Cmdline:    data["CommandLine"],
+		Cmdline:    data.raw("CommandLine"),
 		Username:   processCreationUser(data),
 		Time:       timestamp,
 		Sources:    []string{detect.SourceSecurity},

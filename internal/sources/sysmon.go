@@ -53,8 +53,15 @@ func (s *Sysmon) Query(bounds Bounds) (string, error) {
 // children of the same process.
 func (s *Sysmon) Decode(rows []map[string]string) *Events {
 	events := newEvents()
+
+	// The fields of one row are no longer needed once it is decoded, so
+	// every row reuses one buffer.
+	var buf eventData
 	for _, row := range rows {
-		event, reason := parseWindowsRow(row, SysmonChannel, sysmonEventIDs)
+		event, reason := parseWindowsRow(row, SysmonChannel, sysmonEventIDs, buf)
+		if event.data != nil {
+			buf = event.data
+		}
 		if reason != "" {
 			events.skip(reason)
 			continue
@@ -123,7 +130,7 @@ func decodeSysmonProcess(events *Events, event windowsEvent) string {
 		ParentInstance: strings.ToLower(data.get("ParentProcessGuid")),
 		ParentPath:     data.get("ParentImage"),
 		Path:           data.get("Image"),
-		Cmdline:        data["CommandLine"],
+		Cmdline:        data.raw("CommandLine"),
 		Username:       data.get("User"),
 		Time:           timestamp,
 		Sources:        []string{detect.SourceSysmon},

@@ -1,8 +1,6 @@
 package sources
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -50,24 +48,10 @@ type windowsEvent struct {
 	data     eventData
 }
 
-// eventData holds the EventData values of an event by field name. Names are
-// matched exactly: a forwarder's header field `ProcessID` must not stand in
-// for Sysmon's own `ProcessId`.
-type eventData map[string]string
-
-// get returns a field's value with surrounding space removed; "" when the
-// field is missing.
-func (d eventData) get(name string) string {
-	return strings.TrimSpace(d[name])
-}
-
-// errNoEventData marks data that is valid JSON without an EventData object.
-var errNoEventData = errors.New("data has no EventData object")
-
 // parseWindowsRow decodes the columns every Windows source needs, for a row
 // of channel with one of eventIDs. It returns the skip reason when the row
-// cannot be used.
-func parseWindowsRow(row map[string]string, channel string, eventIDs []int) (windowsEvent, string) {
+// cannot be used. The event's data reuses buf's array.
+func parseWindowsRow(row map[string]string, channel string, eventIDs []int, buf eventData) (windowsEvent, string) {
 	event := windowsEvent{
 		host:     strings.TrimSpace(row["computer_name"]),
 		channel:  row["source"],
@@ -86,7 +70,7 @@ func parseWindowsRow(row map[string]string, channel string, eventIDs []int) (win
 		return event, SkipMissingField
 	}
 
-	data, err := parseEventData(row["data"])
+	data, err := parseEventData(row["data"], buf)
 	if errors.Is(err, errNoEventData) {
 		return event, SkipMissingField
 	}
@@ -95,44 +79,6 @@ func parseWindowsRow(row map[string]string, channel string, eventIDs []int) (win
 	}
 	event.data = data
 	return event, ""
-}
-
-// parseEventData decodes osquery's windows_events data column,
-// `{"EventData":{"Name":"value",...}}`. osquery writes every value as a
-// string. Numbers and booleans from other writers are converted to text, and
-// null values are left out as if the field were missing.
-func parseEventData(data string) (eventData, error) {
-	var envelope map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(data), &envelope); err != nil {
-		return nil, fmt.Errorf("decoding data: %w", err)
-	}
-
-	raw, ok := envelope["EventData"]
-	if !ok || len(raw) == 0 || raw[0] != '{' {
-		// An array means the event's <Data> elements had no Name
-		// attributes, so no field can be found by name.
-		return nil, errNoEventData
-	}
-
-	decoder := json.NewDecoder(bytes.NewReader(raw))
-	decoder.UseNumber()
-	var values map[string]any
-	if err := decoder.Decode(&values); err != nil {
-		return nil, fmt.Errorf("decoding EventData: %w", err)
-	}
-
-	out := make(eventData, len(values))
-	for name, value := range values {
-		switch v := value.(type) {
-		case string:
-			out[name] = v
-		case json.Number:
-			out[name] = v.String()
-		case bool:
-			out[name] = strconv.FormatBool(v)
-		}
-	}
-	return out, nil
 }
 
 // Bounds of a plausible event time. Anything outside is a broken clock or a
