@@ -51,6 +51,14 @@ func loadBatch(t *testing.T, recording string) *telemetry.Batch {
 func openEngine(t *testing.T, recording string, keep func(table string, row map[string]string) bool) *engine.Engine {
 	t.Helper()
 
+	return openEngineOrdered(t, recording, keep, false)
+}
+
+// openEngineOrdered is openEngine that can insert each table's rows in
+// reverse order.
+func openEngineOrdered(t *testing.T, recording string, keep func(table string, row map[string]string) bool, reverse bool) *engine.Engine {
+	t.Helper()
+
 	batch := loadBatch(t, recording)
 	e := openEmptyEngine(t)
 	for name, rows := range batch.Rows {
@@ -59,6 +67,9 @@ func openEngine(t *testing.T, recording string, keep func(table string, row map[
 			if keep == nil || keep(name, row) {
 				kept = append(kept, row)
 			}
+		}
+		if reverse {
+			slices.Reverse(kept)
 		}
 		if len(kept) > 0 {
 			require.NoError(t, e.Insert(t.Context(), name, kept))

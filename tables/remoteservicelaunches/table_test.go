@@ -73,6 +73,19 @@ func TestGenerateEmpirePsExec(t *testing.T) {
 	requireEmpireRow(t, empireRow, rows[0])
 }
 
+// TestGenerateReversedRowOrder inserts the events newest first: the
+// decoders and the detector must not depend on the order osquery returns
+// rows in, which already differs from event order in the recording.
+func TestGenerateReversedRowOrder(t *testing.T) {
+	t.Parallel()
+
+	e := openEngineOrdered(t, testrecordings.EmpirePsExec, nil, true)
+	rows, err := windowsTable(e).Generate(t.Context(), table.QueryContext{})
+	require.NoError(t, err)
+	require.Len(t, rows, 1, rowJSON(rows))
+	requireEmpireRow(t, empireRow, rows[0])
+}
+
 // TestGenerateSecurityOnly drops the Sysmon events: Security alone finds the
 // launch at whole-second precision.
 func TestGenerateSecurityOnly(t *testing.T) {
@@ -176,9 +189,9 @@ func TestGenerateThroughSQL(t *testing.T) {
 	}
 }
 
-// TestGenerateSubQueries checks the statements sent: with a time
-// constraint one per source and no clock query; without one, the clock
-// query first and a lower bound one lookback before the clock.
+// TestGenerateSubQueries checks the statements sent. A time constraint
+// yields one statement per source and no clock query. Without one, the
+// clock query comes first and the lower bound is one lookback before it.
 func TestGenerateSubQueries(t *testing.T) {
 	t.Parallel()
 
