@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/svclaunch/svclaunch/internal/detect"
 	"github.com/svclaunch/svclaunch/internal/engine"
@@ -34,6 +35,12 @@ func TestMain(m *testing.M) {
 	for _, e := range recordings.engines {
 		if err := e.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "closing engine:", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
 			code = 1
 		}
 	}
