@@ -115,3 +115,12 @@ func TestQueryBoundsWithTolerance(t *testing.T) {
 	require.Equal(t, int64(2000+30), bounds.Upper)
 	require.Equal(t, 0, bounds.MaxRows, "a negative cap means none")
 }
+
+func TestQueryBoundsNotNegative(t *testing.T) {
+	t.Parallel()
+
+	tbl := New(Config{})
+	bounds, err := tbl.queryBounds(t.Context(), timeRange{lower: 5, hasLower: true})
+	require.NoError(t, err)
+	require.Equal(t, int64(0), bounds.Lower)
+}

@@ -208,6 +208,9 @@ func (t *Table) queryBounds(ctx context.Context, wanted timeRange) (sources.Boun
 	} else {
 		bounds.Lower = t.now(ctx) - ceilSeconds(t.cfg.Lookback)
 	}
+	// osquery stores no event before 1970, and a negative value would
+	// depend on how osqueryd parses the text of a constraint.
+	bounds.Lower = max(bounds.Lower, 0)
 
 	if wanted.hasUpper {
 		bounds.Upper = wanted.upper + ceilSeconds(t.cfg.ReceiveSlack)
@@ -228,7 +231,7 @@ func (t *Table) now(ctx context.Context) int64 {
 
 	query, err := timeQuery()
 	if err != nil {
-		t.logger.WarnContext(ctx, "using the wall clock", "reason", "building the time query failed", "err", err)
+		t.logger.WarnContext(ctx, "using the wall clock", "reason", "building the time query failed", "error", err)
 		return wall
 	}
 
@@ -237,7 +240,7 @@ func (t *Table) now(ctx context.Context) int64 {
 
 	rows, err := t.cfg.Querier.QueryRows(ctx, query)
 	if err != nil {
-		t.logger.WarnContext(ctx, "using the wall clock", "reason", "reading the time table failed", "err", err)
+		t.logger.WarnContext(ctx, "using the wall clock", "reason", "reading the time table failed", "error", err)
 		return wall
 	}
 	if len(rows) != 1 {
@@ -275,7 +278,7 @@ func (t *Table) readSources(ctx context.Context, bounds sources.Bounds) (*source
 	for _, source := range t.cfg.Sources {
 		events, err := t.readSource(ctx, source, bounds)
 		if err != nil {
-			t.logger.WarnContext(ctx, "reading source failed", "source", source.Name(), "source_table", source.Table(), "err", err)
+			t.logger.WarnContext(ctx, "reading source failed", "source", source.Name(), "source_table", source.Table(), "error", err)
 			failures = append(failures, fmt.Errorf("%s: %w", source.Name(), err))
 			continue
 		}
