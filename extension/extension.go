@@ -31,8 +31,10 @@ const (
 	// DefaultGenerateTimeout stays well below osqueryd's --thrift_timeout
 	// (300 s by default, the socket timeout osqueryd uses when it calls an
 	// extension), so that osqueryd receives a clear error instead of a
-	// broken connection.
-	DefaultGenerateTimeout = 60 * time.Second
+	// broken connection. It exceeds the 3 x 20 s that remote_service_launches
+	// allows its sequential queries by default, so that one slow source
+	// fails alone instead of the whole call.
+	DefaultGenerateTimeout = 90 * time.Second
 
 	// DefaultMaxConcurrentGenerates bounds the table calls in progress,
 	// including calls that timed out and are still finishing. The table's

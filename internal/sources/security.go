@@ -44,7 +44,7 @@ func (s *Security) Query(bounds Bounds) (string, error) {
 // are otherwise dropped. Times come from the row's datetime, at the
 // resolution its fractional digits give.
 func (s *Security) Decode(rows []map[string]string) *Events {
-	events := newEvents()
+	events := NewEvents()
 
 	// The fields of one row are no longer needed once it is decoded, so
 	// every row reuses one buffer.

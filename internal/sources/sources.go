@@ -195,19 +195,14 @@ type Events struct {
 	pending []pendingConnection
 }
 
-// newEvents returns empty Events.
-func newEvents() *Events {
+// NewEvents returns an empty Events to Add decoded events to.
+func NewEvents() *Events {
 	return &Events{
 		Skipped:     map[string]int{},
 		Orientation: map[string]int{},
 		addresses:   map[string]map[string]bool{},
 		hostNames:   map[string]map[string]bool{},
 	}
-}
-
-// NewEvents returns an empty Events to Add decoded events to.
-func NewEvents() *Events {
-	return newEvents()
 }
 
 func (e *Events) skip(reason string) {

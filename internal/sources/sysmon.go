@@ -52,7 +52,7 @@ func (s *Sysmon) Query(bounds Bounds) (string, error) {
 // detect.UnknownPID, and the ProcessGuid still links a connection to the
 // children of the same process.
 func (s *Sysmon) Decode(rows []map[string]string) *Events {
-	events := newEvents()
+	events := NewEvents()
 
 	// The fields of one row are no longer needed once it is decoded, so
 	// every row reuses one buffer.

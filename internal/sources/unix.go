@@ -42,7 +42,7 @@ func (s *ProcessEvents) Query(bounds Bounds) (string, error) {
 // it stored the row, in whole seconds: the table has no finer event time.
 // The username stays empty, because the table carries only numeric uids.
 func (s *ProcessEvents) Decode(rows []map[string]string) *Events {
-	events := newEvents()
+	events := NewEvents()
 	for _, row := range rows {
 		if row["pid"] == "" {
 			events.skip(SkipMissingField)
@@ -114,7 +114,7 @@ func (s *SocketEvents) Query(bounds Bounds) (string, error) {
 // is the accepting executable. Rows of other actions are skipped as
 // unexpected. The time is osquery's whole-second `time`.
 func (s *SocketEvents) Decode(rows []map[string]string) *Events {
-	events := newEvents()
+	events := NewEvents()
 	for _, row := range rows {
 		inbound, known := isInbound(row["action"])
 		if !known || !inbound {
