@@ -6,8 +6,8 @@
 -- value: Each row is one child process started right after a remote peer
 --   connected to its parent, which is how a network-facing service runs a
 --   command on a peer's request. The parent must be in the extension's list
---   of parent names, which holds only services.exe by default, so the query
---   returns rows only on hosts where that list names Linux services.
+--   of parent names (SVCLAUNCH_PARENT_NAME), which holds only services.exe by
+--   default, so the query returns rows only on hosts where that list names Linux services.
 -- response: Compare remote_address with the peers allowed to use the service
 --   and the child's path and cmdline with what the service normally runs. A
 --   shell or an unknown binary started on behalf of an unknown peer is remote
