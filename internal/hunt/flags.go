@@ -1,0 +1,375 @@
+package hunt
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/svclaunch/svclaunch/internal/output"
+	"github.com/svclaunch/svclaunch/internal/telemetry"
+)
+
+// config holds the parsed command line of hunt or query.
+type config struct {
+	// format is the output format; formatSet is false when --format was
+	// not given and the format follows from whether stdout is a terminal.
+	format    output.Format
+	formatSet bool
+
+	inputFormat     telemetry.Format
+	utcOffset       *time.Duration
+	window          time.Duration
+	clockTolerance  time.Duration
+	includeLoopback bool
+	parentNames     []string
+	quiet           bool
+
+	// since and until bound the hunt's `time` constraint (Unix seconds).
+	since, until *int64
+
+	// files are the inputs in command-line order; "-" is standard input.
+	files []string
+	// sql is the statement of query.
+	sql string
+}
+
+// usageError is a mistake on the command line; it exits with ExitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// command describes one subcommand for parsing and help.
+type command struct {
+	name     string // "hunt" or "query"
+	synopsis string // the usage line after "svclaunch"
+	about    string // description of the command for help
+}
+
+var huntCommand = command{
+	name:     "hunt",
+	synopsis: "svclaunch hunt [flags] [FILE...]",
+	about: `Run the remote_service_launches detection (CAR-2014-03-005: services.exe accepts an
+inbound network connection and, within the window, starts a child process) over recorded
+telemetry and print one row per detection. FILE is an NXLog, python-evtx, ECS or osquery
+results-log JSON-lines file, or an .evtx file, each optionally gzip-compressed; "-" reads
+standard input. Flags may come before or after the files; "--" ends the flags.
+Without FILE, hunt reads a bundled sample: an excerpt of an Empire PsExec recording
+(OTRF Security-Datasets, MIT licence) that holds one detection.`,
+}
+
+var queryCommand = command{
+	name:     "query",
+	synopsis: "svclaunch query [flags] [--load FILE]... [FILE...] SQL",
+	about: `Load recorded telemetry into osquery's tables and run one SQL statement over them and
+over the extension's tables (remote_service_launches), as osqueryi would, then print the
+rows. Files come from --load and from every argument before the last; the last argument
+is the SQL. "-" reads standard input. Without any file, query reads the bundled sample
+that hunt uses. Without a constraint on time, remote_service_launches reads the whole
+recording (osqueryd would read the last hour of events).`,
+}
+
+// Exit codes, shared by hunt and query.
+const (
+	// ExitOK means the command ran to the end, with or without detections.
+	ExitOK = 0
+	// ExitRuntime means an input or output failed: a file that cannot be
+	// read, content in no known format, a truncated file, a failed query.
+	ExitRuntime = 1
+	// ExitUsage means the command line is wrong: an unknown flag, an
+	// invalid flag value or a missing argument.
+	ExitUsage = 2
+)
+
+// parseFlags parses args for cmd. It returns flag.ErrHelp when help was
+// requested, and a usageError for any mistake.
+func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, error) {
+	var cfg config
+	fs := newFlagSet(cmd, &cfg)
+
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err}
+	}
+
+	if !cfg.formatSet {
+		cfg.format = output.FormatNDJSON
+		if stdoutIsTerminal {
+			cfg.format = output.FormatTable
+		}
+	}
+	if cfg.since != nil && cfg.until != nil && *cfg.since > *cfg.until {
+		return cfg, usagef("--since %d is after --until %d: swap them", *cfg.since, *cfg.until)
+	}
+	if len(cfg.parentNames) == 0 {
+		cfg.parentNames = []string{defaultParentName}
+	}
+
+	switch cmd.name {
+	case "hunt":
+		cfg.files = positional
+	case "query":
+		if len(positional) == 0 {
+			return cfg, usagef("missing SQL statement: give it as the last argument, for example: svclaunch query --load events.json 'SELECT * FROM remote_service_launches'")
+		}
+		cfg.sql = positional[len(positional)-1]
+		cfg.files = append(cfg.files, positional[:len(positional)-1]...)
+		if strings.TrimSpace(cfg.sql) == "" {
+			return cfg, usagef("the SQL statement is empty: give it as the last argument")
+		}
+	}
+
+	stdinCount := 0
+	for _, f := range cfg.files {
+		if f == "-" {
+			stdinCount++
+		}
+	}
+	if stdinCount > 1 {
+		return cfg, usagef(`standard input ("-") is given %d times: give it once`, stdinCount)
+	}
+	return cfg, nil
+}
+
+// defaultParentName is the service control manager's image name.
+const defaultParentName = "services.exe"
+
+// defaultWindow is the rule's window from the connection to the child.
+const defaultWindow = time.Second
+
+func newFlagSet(cmd command, cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("svclaunch "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+
+	fs.Func("format", "output `FORMAT`: table, json, ndjson or csv (default: table when standard output is a terminal, ndjson otherwise)", func(s string) error {
+		f, err := output.ParseFormat(s)
+		if err != nil {
+			return err
+		}
+		cfg.format, cfg.formatSet = f, true
+		return nil
+	})
+	fs.Func("input-format", "read every input as `FORMAT`: nxlog, python-evtx, ecs, osquery-results or evtx (default: detected from each file's content)", func(s string) error {
+		f, err := parseInputFormat(s)
+		cfg.inputFormat = f
+		return err
+	})
+	fs.Func("utc-offset", "UTC `OFFSET` of zone-less local event times on every host, as ±HH:MM (-04:00 for EDT) or Z (default: learned per host from events that carry both a local and a UTC time)", func(s string) error {
+		d, err := parseUTCOffset(s)
+		cfg.utcOffset = &d
+		return err
+	})
+	cfg.window = defaultWindow
+	fs.Func("window", "longest `DURATION` from the inbound connection to the child's start, as a Go duration such as 1s or 1500ms (default 1s)", func(s string) error {
+		d, err := parseDuration(s, "window")
+		if err == nil && d == 0 {
+			err = errors.New("the window must be longer than 0s")
+		}
+		cfg.window = d
+		return err
+	})
+	fs.Func("clock-tolerance", "`DURATION` by which a child may start before its connection's timestamp, for sources that stamp connections late, as a Go duration such as 200ms (default 0s)", func(s string) error {
+		d, err := parseDuration(s, "clock tolerance")
+		cfg.clockTolerance = d
+		return err
+	})
+	fs.BoolVar(&cfg.includeLoopback, "include-loopback", false, "also count connections from the host itself (127.0.0.0/8, ::1 and the host's own addresses)")
+	fs.Func("parent-name", "image base `NAME` of the service control manager, compared case-insensitively; repeat the flag for several names (default services.exe)", func(s string) error {
+		name := strings.TrimSpace(s)
+		if name == "" || strings.ContainsAny(name, `\/`) {
+			return fmt.Errorf("invalid parent name %q: give an image base name such as services.exe", s)
+		}
+		cfg.parentNames = append(cfg.parentNames, name)
+		return nil
+	})
+	fs.BoolVar(&cfg.quiet, "quiet", false, "print no progress and no summary on standard error; errors are still printed")
+
+	if cmd.name == "hunt" {
+		fs.Func("since", "report children started at or after `TIME`, as RFC 3339 (2020-09-20T16:16:00Z) or Unix seconds; compared in whole seconds", func(s string) error {
+			t, err := parseTimeBound(s)
+			cfg.since = &t
+			return err
+		})
+		fs.Func("until", "report children started at or before `TIME`, as RFC 3339 or Unix seconds; compared in whole seconds", func(s string) error {
+			t, err := parseTimeBound(s)
+			cfg.until = &t
+			return err
+		})
+	}
+	if cmd.name == "query" {
+		fs.Func("load", "load telemetry from `FILE` (\"-\" for standard input); repeat the flag for several files", func(s string) error {
+			if s == "" {
+				return errors.New("empty file name")
+			}
+			cfg.files = append(cfg.files, s)
+			return nil
+		})
+	}
+	return fs
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, as GNU tools allow, and returns the positional
+// arguments in order. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// writeUsage writes the help of cmd: synopsis, description, flags, exit codes.
+func writeUsage(w io.Writer, cmd command) {
+	var cfg config
+	fs := newFlagSet(cmd, &cfg)
+
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", cmd.synopsis, cmd.about)
+	fs.VisitAll(func(f *flag.Flag) {
+		valueName, usage := flag.UnquoteUsage(f)
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool {
+			valueName = ""
+		}
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if valueName != "" {
+			fmt.Fprintf(w, " %s", valueName)
+		}
+		fmt.Fprintf(w, "\n%s\n", wrapText(usage, "      ", usageWidth))
+	})
+	fmt.Fprintf(w, `
+Standard error shows a progress bar for loads that take over a second (only on a
+terminal) and a one-line summary: files read, rows loaded per table, events skipped
+and why, each host's UTC offset and how it was found, and the number of rows printed.
+
+Exit status: %d when the command ran (with or without detections), %d when an input or
+the output failed (unreadable or truncated file, unknown content, failed query), %d for
+a usage error (unknown flag, invalid value, missing argument).
+`, ExitOK, ExitRuntime, ExitUsage)
+}
+
+// usageWidth is the line width of help text.
+const usageWidth = 88
+
+// wrapText breaks text into lines of at most width characters, each
+// starting with indent. A word longer than a line gets a line of its own.
+func wrapText(text, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if line != indent && len(line)+1+len(word) > width {
+			b.WriteString(line)
+			b.WriteString("\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line)
+	return b.String()
+}
+
+func parseInputFormat(s string) (telemetry.Format, error) {
+	f := telemetry.Format(strings.ToLower(strings.TrimSpace(s)))
+	for _, known := range telemetry.Formats() {
+		if f == known {
+			return f, nil
+		}
+	}
+	names := make([]string, 0, len(telemetry.Formats()))
+	for _, known := range telemetry.Formats() {
+		names = append(names, string(known))
+	}
+	return "", fmt.Errorf("unknown input format %q: use one of %s, or leave the flag out to detect it", s, strings.Join(names, ", "))
+}
+
+var utcOffsetPattern = regexp.MustCompile(`^([+-])(\d{1,2})(?::?(\d{2}))?$`)
+
+// maxUTCOffset is the largest offset in use (Kiribati's UTC+14:00).
+const maxUTCOffset = 14 * time.Hour
+
+// parseUTCOffset reads ±HH:MM, ±HHMM, ±HH or Z as local time minus UTC.
+func parseUTCOffset(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "Z") || strings.EqualFold(s, "UTC") {
+		return 0, nil
+	}
+
+	m := utcOffsetPattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("invalid UTC offset %q: use ±HH:MM such as -04:00 or +05:30, or Z", s)
+	}
+	hours, _ := strconv.Atoi(m[2])
+	minutes := 0
+	if m[3] != "" {
+		minutes, _ = strconv.Atoi(m[3])
+	}
+	if minutes >= 60 {
+		return 0, fmt.Errorf("invalid UTC offset %q: the minutes must be below 60", s)
+	}
+
+	d := time.Duration(hours)*time.Hour + time.Duration(minutes)*time.Minute
+	if d > maxUTCOffset {
+		return 0, fmt.Errorf("invalid UTC offset %q: offsets range from -14:00 to +14:00", s)
+	}
+	if m[1] == "-" {
+		d = -d
+	}
+	return d, nil
+}
+
+// parseDuration reads a non-negative Go duration; setting names the value in
+// messages.
+func parseDuration(s, setting string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("invalid %s %q: use a Go duration such as 1s, 500ms or 1m30s", setting, s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("invalid %s %q: it must not be negative", setting, s)
+	}
+	return d, nil
+}
+
+// parseTimeBound reads RFC 3339 or Unix seconds and returns Unix seconds,
+// rounded down, because the `time` column it is compared with holds whole
+// seconds.
+func parseTimeBound(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) < 1<<62 {
+		return int64(math.Floor(f)), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid time %q: use RFC 3339 such as 2020-09-20T16:16:00Z or -04:00 for a zone, or Unix seconds such as 1600618560", s)
+	}
+	return t.Unix(), nil
+}

@@ -1,0 +1,125 @@
+package hunt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+
+	"github.com/svclaunch/svclaunch/internal/engine"
+	"github.com/svclaunch/svclaunch/internal/telemetry"
+)
+
+// input is one source of telemetry named on the command line, or the
+// bundled sample.
+type input struct {
+	// name labels the input in messages: the path, "standard input" or the
+	// sample's name.
+	name string
+	// open returns the content and its size in bytes (-1 when unknown).
+	open func() (io.ReadCloser, int64, error)
+}
+
+// stdinName labels standard input in messages.
+const stdinName = "standard input"
+
+// inputsFor returns the inputs of files; "-" is standard input.
+func inputsFor(files []string, stdin io.Reader) []input {
+	inputs := make([]input, 0, len(files))
+	for _, path := range files {
+		if path == "-" {
+			inputs = append(inputs, input{
+				name: stdinName,
+				open: func() (io.ReadCloser, int64, error) { return io.NopCloser(stdin), -1, nil },
+			})
+			continue
+		}
+		inputs = append(inputs, input{name: path, open: func() (io.ReadCloser, int64, error) { return openFile(path) }})
+	}
+	return inputs
+}
+
+// sampleInput returns the bundled sample as an input.
+func sampleInput() input {
+	return input{
+		name: SampleName,
+		open: func() (io.ReadCloser, int64, error) {
+			return io.NopCloser(bytes.NewReader(sample)), int64(len(sample)), nil
+		},
+	}
+}
+
+// openFile opens a regular file and returns its size. Its errors name the
+// path and what to check, because os.Open's own wording ("open x: no such
+// file or directory") reads as an internal failure.
+func openFile(path string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, 0, fmt.Errorf("cannot read %s: file not found: check the path", path)
+		case errors.Is(err, fs.ErrPermission):
+			return nil, 0, fmt.Errorf("cannot read %s: permission denied: check the file's permissions", path)
+		}
+		return nil, 0, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if info.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("cannot read %s: it is a directory: give the files in it", path)
+	}
+	return f, info.Size(), nil
+}
+
+// loader loads inputs into an engine and keeps what the summary reports.
+type loader struct {
+	engine   *engine.Engine
+	opts     telemetry.Options
+	progress progressFunc
+	summary  *summary
+}
+
+// progressFunc starts a progress display for one input; the returned
+// reader counts bytes and the stop function clears the display.
+type progressFunc func(name string, r io.Reader, size int64) (io.Reader, func())
+
+// load reads one input into the engine. Its errors already name the input.
+func (l *loader) load(ctx context.Context, in input) error {
+	rc, size, err := in.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+
+	r, stop := l.progress(in.name, rc, size)
+	batch, err := telemetry.Load(ctx, r, in.name, l.opts)
+	stop()
+	if err != nil {
+		return err
+	}
+
+	// Tables are inserted in a fixed order so that a failure is the same
+	// from run to run.
+	tables := make([]string, 0, len(batch.Rows))
+	for table := range batch.Rows {
+		tables = append(tables, table)
+	}
+	slices.Sort(tables)
+	for _, table := range tables {
+		if err := l.engine.Insert(ctx, table, batch.Rows[table]); err != nil {
+			return fmt.Errorf("storing the rows of %s: %w", in.name, err)
+		}
+	}
+
+	l.summary.addBatch(in.name, batch)
+	return nil
+}
