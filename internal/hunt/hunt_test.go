@@ -385,3 +385,20 @@ func TestOutputFormatsRoundTrip(t *testing.T) {
 		require.Equal(t, want, value, "column %s", name)
 	}
 }
+
+// Overlapping exports store each event once, so a file given twice reports
+// its detection once.
+func TestHuntDropsDuplicateRows(t *testing.T) {
+	t.Parallel()
+
+	path := filepath.Join(t.TempDir(), "excerpt.json")
+	require.NoError(t, os.WriteFile(path, sample, 0o600))
+
+	got := hunt(t, "--format", "json", path, path)
+	require.Equal(t, ExitOK, got.code, got.stderr)
+	rows := decodeJSONRows(t, got.stdout)
+	require.Len(t, rows, 1)
+	requireEmpireDetection(t, rows[0])
+	require.Contains(t, got.stderr, "2 files (nxlog); loaded windows_events 40;")
+	require.Contains(t, got.stderr, "row identical to one loaded before: 40")
+}

@@ -3,6 +3,8 @@ package hunt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -86,7 +88,13 @@ type loader struct {
 	opts     telemetry.Options
 	progress progressFunc
 	summary  *summary
+	// seen holds a digest of every row stored, by table, to drop rows that
+	// are loaded twice.
+	seen map[string]map[[sha256.Size]byte]bool
 }
+
+// skipDuplicate is the summary's reason for rows dropped as duplicates.
+const skipDuplicate = "row identical to one loaded before"
 
 // progressFunc starts a progress display for one input; the returned
 // reader counts bytes and the stop function clears the display.
@@ -115,6 +123,7 @@ func (l *loader) load(ctx context.Context, in input) error {
 	}
 	slices.Sort(tables)
 	for _, table := range tables {
+		batch.Rows[table] = l.dropDuplicates(table, batch.Rows[table], batch.Skipped)
 		if err := l.engine.Insert(ctx, table, batch.Rows[table]); err != nil {
 			return fmt.Errorf("storing the rows of %s: %w", in.name, err)
 		}
@@ -122,4 +131,53 @@ func (l *loader) load(ctx context.Context, in input) error {
 
 	l.summary.addBatch(in.name, batch)
 	return nil
+}
+
+// dropDuplicates returns rows without those identical, in every column, to
+// a row stored before, and counts the dropped ones in skipped. Overlapping
+// exports of one event log, or one file given twice, would otherwise
+// report each event twice; osqueryd stores each event once.
+func (l *loader) dropDuplicates(table string, rows []map[string]string, skipped map[string]int) []map[string]string {
+	if l.seen == nil {
+		l.seen = map[string]map[[sha256.Size]byte]bool{}
+	}
+	if l.seen[table] == nil {
+		l.seen[table] = map[[sha256.Size]byte]bool{}
+	}
+	seen := l.seen[table]
+
+	kept := rows[:0]
+	for _, row := range rows {
+		digest := rowDigest(row)
+		if seen[digest] {
+			skipped[skipDuplicate]++
+			continue
+		}
+		seen[digest] = true
+		kept = append(kept, row)
+	}
+	return kept
+}
+
+// rowDigest hashes a row's columns and values in column-name order. Each
+// string is length-prefixed, so no two different rows share an encoding.
+func rowDigest(row map[string]string) [sha256.Size]byte {
+	names := make([]string, 0, len(row))
+	for name := range row {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+
+	h := sha256.New()
+	var length [8]byte
+	for _, name := range names {
+		for _, s := range []string{name, row[name]} {
+			binary.LittleEndian.PutUint64(length[:], uint64(len(s)))
+			h.Write(length[:])
+			h.Write([]byte(s))
+		}
+	}
+	var digest [sha256.Size]byte
+	h.Sum(digest[:0])
+	return digest
 }
