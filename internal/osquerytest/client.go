@@ -44,7 +44,7 @@ func (s *Server) openExtension(ctx context.Context, uuid osquery.ExtensionRouteU
 	})
 	c := &extensionClient{
 		conn:   conn,
-		client: osquery.NewExtensionClientFactory(socket, thrift.NewTBinaryProtocolFactoryConf(nil)),
+		client: osquery.NewExtensionClientFactory(thrift.NewTBufferedTransport(socket, thriftBufferSize), thrift.NewTBinaryProtocolFactoryConf(nil)),
 	}
 
 	// TSocket resets its deadline on every read, so a context deadline can

@@ -32,6 +32,12 @@ const (
 	DefaultVersion = "5.23.1"
 )
 
+// thriftBufferSize is the buffer of osqueryd's Thrift connections: its
+// server and its clients wrap each socket in a C++ TBufferedTransport
+// (osquery/extensions/impl_thrift.cpp), whose default buffer is 512 bytes
+// (DEFAULT_BUFFER_SIZE in thrift's TBufferTransports.h).
+const thriftBufferSize = 512
+
 // minInterval is the shortest watcher interval osqueryd allows
 // (ExtensionWatcher's constructor raises shorter ones to 200 ms).
 const minInterval = 200 * time.Millisecond
@@ -191,8 +197,11 @@ func Start(ctx context.Context, eng *engine.Engine, opts Options) (*Server, erro
 	}
 	s.listener = newConnListener(listener)
 
+	// osqueryd buffers both directions of every connection, so a large
+	// query result leaves in writes of 512 bytes or of one long string,
+	// not in one write per field.
 	processor := osquery.NewExtensionManagerProcessor(&handler{server: s})
-	s.thrift = thrift.NewTSimpleServer4(processor, s.listener, thrift.NewTTransportFactory(), thrift.NewTBinaryProtocolFactoryConf(nil))
+	s.thrift = thrift.NewTSimpleServer4(processor, s.listener, thrift.NewTBufferedTransportFactory(thriftBufferSize), thrift.NewTBinaryProtocolFactoryConf(nil))
 	s.serveDone = make(chan struct{})
 	go func() {
 		defer close(s.serveDone)
