@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/osquery/osquery-go"
 	"github.com/osquery/osquery-go/plugin/table"
 
@@ -186,7 +187,10 @@ func serve(ctx context.Context, cfg Config) error {
 		osquery.ServerTimeout(cfg.Timeout),
 		osquery.ServerPingInterval(cfg.Interval),
 		osquery.ExtensionVersion(cfg.Version),
-		osquery.WithClient(registration))
+		osquery.WithClient(registration),
+		// Buffered, a table's response leaves in a few writes instead of
+		// one write system call per Thrift field, osquery-go's default.
+		osquery.WithTransportFactory(thrift.NewTBufferedTransportFactory(queryBufferSize)))
 	if err != nil {
 		return fmt.Errorf("creating the extension server on %s: %w", cfg.Socket, err)
 	}

@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
-	"github.com/osquery/osquery-go"
 )
 
 // clientQuerier runs the tables' SQL on osqueryd through a client of its
-// own, and implements osq.Querier. It is safe for concurrent use, but
-// osquery-go's client runs one call at a time, so calls queue for its lock.
+// own, and implements osq.Querier. It is safe for concurrent use, but the
+// client runs one call at a time, so calls queue for its lock.
 type clientQuerier struct {
 	socket   string
 	timeout  time.Duration
@@ -32,7 +31,7 @@ type clientQuerier struct {
 // clears the read deadline of that call. A retired client is closed when
 // its last call ends. The counts are guarded by clientQuerier.mu.
 type sharedClient struct {
-	*osquery.ExtensionManagerClient
+	*queryClient
 	calls   int
 	retired bool
 }
@@ -134,13 +133,11 @@ func (q *clientQuerier) acquire() (*sharedClient, error) {
 // long, and other queries wait for q.mu meanwhile. The server's ping ends
 // the extension within an interval anyway.
 func (q *clientQuerier) connectLocked() error {
-	client, err := osquery.NewClient(q.socket, q.timeout,
-		osquery.DefaultWaitTime(q.waitTime),
-		osquery.MaxWaitTime(q.timeout))
+	client, err := dialQueryClient(q.socket, q.timeout, q.waitTime)
 	if err != nil {
 		return fmt.Errorf("opening a query client on osquery socket %s: %w", q.socket, err)
 	}
-	q.client = &sharedClient{ExtensionManagerClient: client}
+	q.client = &sharedClient{queryClient: client}
 	return nil
 }
 
