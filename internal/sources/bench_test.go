@@ -1,6 +1,7 @@
 package sources_test
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/svclaunch/svclaunch/internal/sources"
@@ -12,22 +13,29 @@ import (
 // size rather than the largest one.
 const benchmarkRows = 50_000
 
-// BenchmarkDecode decodes 50,000 rows per source, repeating the source's
-// rows of the reboot recording, which has the most Sysmon and Security
-// events of the recordings.
+// BenchmarkDecode decodes 5,000 and 50,000 rows per source, repeating the
+// source's rows of the reboot recording, which has the most Sysmon and
+// Security events of the recordings. With -short only 5,000 rows are
+// decoded.
 func BenchmarkDecode(b *testing.B) {
-	for _, source := range sources.Windows() {
-		b.Run(source.Name(), func(b *testing.B) {
-			selected := sourceRows(b, testrecordings.EmpireRunKeysReboot, source)
-			rows := make([]map[string]string, 0, benchmarkRows)
-			for len(rows) < benchmarkRows {
-				rows = append(rows, selected[:min(len(selected), benchmarkRows-len(rows))]...)
-			}
+	counts := []int{benchmarkRows / 10, benchmarkRows}
+	if testing.Short() {
+		counts = counts[:1]
+	}
+	for _, source := range []sources.Source{sources.NewSysmon(), sources.NewSecurity()} {
+		selected := sourceRows(b, testrecordings.EmpireRunKeysReboot, source)
+		for _, count := range counts {
+			b.Run(source.Name()+"/rows="+strconv.Itoa(count), func(b *testing.B) {
+				rows := make([]map[string]string, 0, count)
+				for len(rows) < count {
+					rows = append(rows, selected[:min(len(selected), count-len(rows))]...)
+				}
 
-			b.ReportAllocs()
-			for b.Loop() {
-				source.Decode(rows)
-			}
-		})
+				b.ReportAllocs()
+				for b.Loop() {
+					source.Decode(rows)
+				}
+			})
+		}
 	}
 }
