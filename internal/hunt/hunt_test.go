@@ -201,7 +201,9 @@ func TestHuntEvtxAndJSONLinesAgree(t *testing.T) {
 			eventsJSONL := query(t, "--format", "json", "--load", jsonlPath, events)
 			require.Equal(t, ExitOK, eventsEvtx.code, eventsEvtx.stderr)
 			require.Equal(t, ExitOK, eventsJSONL.code, eventsJSONL.stderr)
-			require.Equal(t, len(decodeJSONRows(t, eventsEvtx.stdout)), len(decodeJSONRows(t, eventsJSONL.stdout)))
+			rowsEvtx := decodeJSONRows(t, eventsEvtx.stdout)
+			require.NotEmpty(t, rowsEvtx)
+			require.Equal(t, rowsEvtx, decodeJSONRows(t, eventsJSONL.stdout))
 		})
 	}
 }
