@@ -17,14 +17,13 @@ import (
 // are not modified.
 //
 // Matching is keyed by (host, pid, instance): the connection's pid equals the
-// child's parent pid, and where both carry an instance key the keys are
-// equal. When a pid is unknown on either side, equal instance keys are
-// enough. The parent's image name is taken from the child's ParentPath, or
-// from the connection's Path when the child has none.
-//
-// NOTE: instance keys are compared as opaque strings, so a Sysmon
-// ProcessGuid never equals an ETW sequence number of the same process.
-// Sources must set keys of one kind on both sides, or none.
+// child's parent pid, and where both carry an instance key of one kind the
+// keys are equal. When a pid is unknown on either side, a shared instance
+// key is enough. Keys of different kinds (a Sysmon ProcessGuid and an ETW
+// sequence number, see InstanceKind) are never compared, so an ETW start
+// pairs with a Sysmon connection by pid alone. The parent's image name is
+// taken from the child's ParentPath, or from the connection's Path when the
+// child has none.
 //
 // NOTE: only the process records near a qualifying connection are merged.
 // Where one record could join either of two processes (a pid reused within
@@ -133,15 +132,16 @@ func indexConnections(set *mergeSet[Connection], sorter *keySorter) *connectionI
 	return index
 }
 
-// byInstance returns the connections that carry an instance key, keyed by
-// (host, instance) in time order. Few children need it, so it is built on
-// request.
+// byInstance returns the connections that carry instance keys, keyed by
+// (host, instance) in time order, once per key. Few children need it, so it
+// is built on request.
 func (index *connectionIndex) byInstance(sorter *keySorter) []groupKey {
 	var keys []groupKey
 	for _, i := range index.set.firsts {
 		ref := index.set.refAt(i)
-		if c := index.set.at(ref); c.Instance != "" {
-			keys = append(keys, groupKey{fingerprint: instanceFingerprint(c.Host, c.Instance), time: c.Time.UnixNano, i: ref})
+		c := index.set.at(ref)
+		for key := range strings.FieldsSeq(c.Instance) {
+			keys = append(keys, groupKey{fingerprint: instanceFingerprint(c.Host, key), time: c.Time.UnixNano, i: ref})
 		}
 	}
 	sorter.sort(keys)
@@ -150,9 +150,10 @@ func (index *connectionIndex) byInstance(sorter *keySorter) []groupKey {
 
 // keyChildren keys each child of a service control manager by its parent's
 // (host, pid) and, where a connection may be found only by its instance
-// key, by its parent's (host, instance), in time order. A key's i is the
-// child's position in procSet.firsts. Children whose parent pid is known
-// need the instance lookup only when some connection lacks its pid.
+// key, by its parent's (host, instance) once per instance key, in time
+// order. A key's i is the child's position in procSet.firsts. Children
+// whose parent pid is known need the instance lookup only when some
+// connection lacks its pid.
 func keyChildren(procSet *mergeSet[ProcessStart], connectionsWithoutPID bool, opts Options, sorter *keySorter) (byPID, byInstance []groupKey) {
 	byPID = make([]groupKey, 0, len(procSet.firsts))
 	for n, i := range procSet.firsts {
@@ -166,7 +167,9 @@ func keyChildren(procSet *mergeSet[ProcessStart], connectionsWithoutPID bool, op
 			byPID = append(byPID, groupKey{fingerprint: pidFingerprint(p.Host, p.ParentPID), time: p.Time.UnixNano, i: int32(n)})
 		}
 		if p.ParentInstance != "" && (p.ParentPID == UnknownPID || connectionsWithoutPID) {
-			byInstance = append(byInstance, groupKey{fingerprint: instanceFingerprint(p.Host, p.ParentInstance), time: p.Time.UnixNano, i: int32(n)})
+			for key := range strings.FieldsSeq(p.ParentInstance) {
+				byInstance = append(byInstance, groupKey{fingerprint: instanceFingerprint(p.Host, key), time: p.Time.UnixNano, i: int32(n)})
+			}
 		}
 	}
 	sorter.sort(byPID)
@@ -244,11 +247,12 @@ func candidateProcesses(procs []ProcessStart, index *connectionIndex, window spa
 	return mergeProcesses(procs, candidates, sorter)
 }
 
-// sweep calls visit(child, conn) for the keys of one group whose connection
-// time lies in [child time - window.before, child time + window.after). Both
-// key lists are sorted, so the lower bound only moves forward and the sweep
-// costs O(len(children) + len(conns) + pairs visited).
-func sweep(children, conns []groupKey, window span, visit func(child, conn int32)) {
+// sweep calls visit(child, conn, fingerprint) for the keys of one group
+// whose connection time lies in [child time - window.before, child time +
+// window.after). Both key lists are sorted, so the lower bound only moves
+// forward and the sweep costs O(len(children) + len(conns) + pairs
+// visited).
+func sweep(children, conns []groupKey, window span, visit func(child, conn int32, fingerprint uint64)) {
 	j := 0
 	for _, child := range children {
 		lower := groupKey{fingerprint: child.fingerprint, time: child.time - window.before}
@@ -258,7 +262,7 @@ func sweep(children, conns []groupKey, window span, visit func(child, conn int32
 
 		upper := child.time + window.after
 		for k := j; k < len(conns) && conns[k].fingerprint == child.fingerprint && conns[k].time < upper; k++ {
-			visit(child.i, conns[k].i)
+			visit(child.i, conns[k].i, child.fingerprint)
 		}
 	}
 }
@@ -285,7 +289,7 @@ func (m *matcher) child(n int32) *ProcessStart {
 }
 
 // considerByPID applies the rule to a pair found by the parent's pid.
-func (m *matcher) considerByPID(n, ref int32) {
+func (m *matcher) considerByPID(n, ref int32, _ uint64) {
 	p, c := m.child(n), m.conns.at(ref)
 	if c.Host != p.Host || c.PID != p.ParentPID {
 		return
@@ -294,11 +298,17 @@ func (m *matcher) considerByPID(n, ref int32) {
 }
 
 // considerByInstance applies the rule to a pair found by the parent's
-// instance key. A connection with a pid, where the child's parent pid is
-// known too, was either found by pid already or belongs to another pid.
-func (m *matcher) considerByInstance(n, ref int32) {
+// instance key with this fingerprint. A connection with a pid, where the
+// child's parent pid is known too, was either found by pid already or
+// belongs to another pid. A pair that shares several keys is found once per
+// key and counted only through its first shared key.
+func (m *matcher) considerByInstance(n, ref int32, fingerprint uint64) {
 	p, c := m.child(n), m.conns.at(ref)
-	if c.Host != p.Host || c.Instance != p.ParentInstance {
+	if c.Host != p.Host {
+		return
+	}
+	shared, ok := firstSharedInstance(p.ParentInstance, c.Instance)
+	if !ok || instanceFingerprint(p.Host, shared) != fingerprint {
 		return
 	}
 	if p.ParentPID != UnknownPID && c.PID != UnknownPID {
@@ -313,7 +323,7 @@ func (m *matcher) consider(n int32, p *ProcessStart, ref int32, c *Connection) {
 	if !timeMatches(p.Time, c.Time, m.opts.Window, m.tolerance) {
 		return
 	}
-	if p.ParentInstance != "" && c.Instance != "" && p.ParentInstance != c.Instance {
+	if instancesConflict(p.ParentInstance, c.Instance) {
 		return
 	}
 	if p.ParentPath == "" && !isParentName(c.Path, m.opts.ParentNames) {
@@ -376,7 +386,7 @@ func (m *matcher) detection(n int) Detection {
 	c := *m.conns.at(state.nearest)
 	p := *m.child(int32(n))
 	fillPID(&p.ParentPID, c.PID)
-	fillString(&p.ParentInstance, c.Instance)
+	p.ParentInstance = joinInstances(p.ParentInstance, c.Instance)
 	fillString(&p.ParentPath, c.Path)
 
 	return Detection{

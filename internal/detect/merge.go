@@ -23,13 +23,14 @@ const mergeLookback = 8
 // MergeProcesses returns one record per process. Records from different
 // sources merge when they share the host and pid, or, when one of them lacks
 // the pid, the host, parent pid, image base name (ignoring case) and command
-// line. In both cases their times must lie within MergeSlack and their
-// parent pids must agree where both are known. Two records from one source
-// merge only when they are duplicates (same pid and time). The merged
-// record lists the union of the sources, takes the time of the finest
-// resolution, and fills every empty field from the other records. The input
-// is not modified; the result keeps the input order of each process's first
-// record.
+// line. In both cases their times must lie within MergeSlack, their parent
+// pids must agree where both are known, and their instance keys must agree
+// where both have a key of one kind. Two records from one source merge only
+// when they are duplicates (same pid and time). The merged record lists the
+// union of the sources, takes the time of the finest resolution, fills
+// every empty field from the other records and keeps one instance key of
+// each kind. The input is not modified; the result keeps the input order of
+// each process's first record.
 func MergeProcesses(procs []ProcessStart) []ProcessStart {
 	return mergeProcesses(procs, allIndices(len(procs)), &keySorter{}).records()
 }
@@ -133,6 +134,13 @@ func canMergeProcesses(a, b *ProcessStart) bool {
 		return false
 	}
 
+	// Instance keys of one kind that differ name two processes. Keys of
+	// different kinds, such as a Sysmon ProcessGuid and an ETW sequence
+	// number, are not compared.
+	if instancesConflict(a.Instance, b.Instance) || instancesConflict(a.ParentInstance, b.ParentInstance) {
+		return false
+	}
+
 	// A source reports a process once, so two of its records are two
 	// processes, unless they are the same record delivered twice.
 	if sharesSource(a.Sources, b.Sources) {
@@ -153,8 +161,9 @@ func mergedProcess(a, b *ProcessStart, aFirst bool, arena *sourceArena) ProcessS
 	merged.Sources = arena.union(a.Sources, b.Sources)
 	fillPID(&merged.PID, b.PID)
 	fillPID(&merged.ParentPID, b.ParentPID)
-	fillString(&merged.Instance, b.Instance)
-	fillString(&merged.ParentInstance, b.ParentInstance)
+	merged.Instance = joinInstances(merged.Instance, b.Instance)
+	merged.ParentInstance = joinInstances(merged.ParentInstance, b.ParentInstance)
+	fillHeaderPID(&merged.HeaderPID, b.HeaderPID)
 	fillString(&merged.ParentPath, b.ParentPath)
 	fillString(&merged.Path, b.Path)
 	fillString(&merged.Cmdline, b.Cmdline)
@@ -236,7 +245,7 @@ func mergedConnection(a, b *Connection, aFirst bool, arena *sourceArena) Connect
 	merged := *a
 	merged.Sources = arena.union(a.Sources, b.Sources)
 	fillPID(&merged.PID, b.PID)
-	fillString(&merged.Instance, b.Instance)
+	merged.Instance = joinInstances(merged.Instance, b.Instance)
 	fillString(&merged.Path, b.Path)
 	fillString(&merged.Protocol, b.Protocol)
 	fillString(&merged.LocalAddress, b.LocalAddress)
@@ -271,6 +280,13 @@ func finerTime(a, b Timestamp, aFirst bool) bool {
 
 func fillPID(dst *int64, src int64) {
 	if *dst == UnknownPID {
+		*dst = src
+	}
+}
+
+// fillHeaderPID fills a HeaderPID, whose unknown value is 0.
+func fillHeaderPID(dst *int64, src int64) {
+	if *dst == 0 {
 		*dst = src
 	}
 }

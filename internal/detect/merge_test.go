@@ -85,7 +85,7 @@ func TestMergeProcesses(t *testing.T) {
 				child(578*time.Millisecond, noPID),
 				securityChild(),
 				child(578*time.Millisecond, func(p *detect.ProcessStart) {
-					p.Instance, p.ParentInstance, p.ParentPath = "1234", "", ""
+					p.Instance, p.ParentInstance, p.ParentPath = detect.InstanceKindETW+"1234", detect.InstanceKindETW+"600", ""
 					p.Time = detect.Timestamp{UnixNano: base.Add(578*time.Millisecond + 1234).UnixNano(), Resolution: detect.ResolutionFiletime}
 					p.Sources = []string{detect.SourceETW}
 				}),

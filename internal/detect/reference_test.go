@@ -90,9 +90,7 @@ func referenceDetect(procs []detect.ProcessStart, conns []detect.Connection, opt
 		if p.ParentPID == detect.UnknownPID {
 			p.ParentPID = nearest.PID
 		}
-		if p.ParentInstance == "" {
-			p.ParentInstance = nearest.Instance
-		}
+		p.ParentInstance = referenceJoin(p.ParentInstance, nearest.Instance)
 		if p.ParentPath == "" {
 			p.ParentPath = nearest.Path
 		}
@@ -124,11 +122,14 @@ func referenceQualifies(p detect.ProcessStart, c detect.Connection, opts detect.
 		return false
 	}
 
+	if referenceConflict(p.ParentInstance, c.Instance) {
+		return false
+	}
 	if p.ParentPID != detect.UnknownPID && c.PID != detect.UnknownPID {
-		if p.ParentPID != c.PID || p.ParentInstance != "" && c.Instance != "" && p.ParentInstance != c.Instance {
+		if p.ParentPID != c.PID {
 			return false
 		}
-	} else if p.ParentInstance == "" || p.ParentInstance != c.Instance {
+	} else if !referenceShare(p.ParentInstance, c.Instance) {
 		return false
 	}
 	if p.ParentPath == "" && !referenceParentName(c.Path, opts.ParentNames) {
@@ -142,6 +143,41 @@ func referenceQualifies(p detect.ProcessStart, c detect.Connection, opts detect.
 	lowest := p.Time.UnixNano - (c.Time.UnixNano + resolutionC)
 	highest := p.Time.UnixNano + resolutionP - c.Time.UnixNano
 	return lowest < int64(opts.Window) && highest > -int64(max(opts.ClockTolerance, 0))
+}
+
+// referenceConflict reports whether two instance key lists hold different
+// keys of one kind.
+func referenceConflict(a, b string) bool {
+	for _, x := range strings.Fields(a) {
+		for _, y := range strings.Fields(b) {
+			if x != y && detect.InstanceKind(x) == detect.InstanceKind(y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// referenceShare reports whether two instance key lists have a key in
+// common.
+func referenceShare(a, b string) bool {
+	for _, x := range strings.Fields(a) {
+		if slices.Contains(strings.Fields(b), x) {
+			return true
+		}
+	}
+	return false
+}
+
+// referenceJoin appends to a the keys of b whose kind a lacks.
+func referenceJoin(a, b string) string {
+	keys := strings.Fields(a)
+	for _, y := range strings.Fields(b) {
+		if !slices.ContainsFunc(keys, func(x string) bool { return detect.InstanceKind(x) == detect.InstanceKind(y) }) {
+			keys = append(keys, y)
+		}
+	}
+	return strings.Join(keys, " ")
 }
 
 func referenceNearer(p detect.ProcessStart, a, b detect.Connection) bool {
@@ -233,6 +269,14 @@ func randomEvents(rng *rand.Rand) ([]detect.ProcessStart, []detect.Connection) {
 		return detect.Timestamp{UnixNano: t / int64(resolution) * int64(resolution), Resolution: resolution}
 	}
 	sources := []string{detect.SourceSysmon, detect.SourceSecurity, detect.SourceETW}
+	// ETW numbers process instances in its own way: its keys have their
+	// own kind, which is never compared with a Sysmon ProcessGuid.
+	kindOf := func(source, key string) string {
+		if source == detect.SourceETW && key != "" {
+			return detect.InstanceKindETW + key
+		}
+		return key
+	}
 
 	// Each process has its own pid and command line, so that a record
 	// lacking either can be merged with one process only.
@@ -244,15 +288,17 @@ func randomEvents(rng *rand.Rand) ([]detect.ProcessStart, []detect.Connection) {
 		if parent == detect.UnknownPID {
 			instances = instanceOf(host, []int64{600, 700}[rng.IntN(2)])
 		}
+		source := sources[rng.IntN(len(sources))]
 		p := detect.ProcessStart{
 			Host:           host,
 			PID:            1000 + int64(k),
+			Instance:       kindOf(source, fmt.Sprintf("%s-%d", host, 1000+k)),
 			ParentPID:      parent,
-			ParentInstance: instances[rng.IntN(3)],
+			ParentInstance: kindOf(source, instances[rng.IntN(3)]),
 			Path:           `C:\Windows\System32\cmd.exe`,
 			Cmdline:        fmt.Sprintf("cmd.exe /c %d", k),
 			Time:           randomTime(),
-			Sources:        []string{sources[rng.IntN(len(sources))]},
+			Sources:        []string{source},
 		}
 		if paths, ok := parentPaths[parent]; ok {
 			p.ParentPath = paths[rng.IntN(len(paths))]
@@ -266,6 +312,12 @@ func randomEvents(rng *rand.Rand) ([]detect.ProcessStart, []detect.Connection) {
 		if rng.IntN(2) == 0 {
 			twin := p
 			twin.Sources = []string{sources[(slices.Index(sources, p.Sources[0])+1+rng.IntN(2))%len(sources)]}
+			if (p.Sources[0] == detect.SourceETW) != (twin.Sources[0] == detect.SourceETW) {
+				// The other source names the same instances in its own
+				// kind of key.
+				twin.Instance = kindOf(twin.Sources[0], strings.TrimPrefix(p.Instance, detect.InstanceKindETW))
+				twin.ParentInstance = kindOf(twin.Sources[0], strings.TrimPrefix(p.ParentInstance, detect.InstanceKindETW))
+			}
 			twin.Time = detect.Timestamp{UnixNano: p.Time.UnixNano + rng.Int64N(int64(3*time.Second)), Resolution: detect.ResolutionSecond}
 			twin.Time.UnixNano -= twin.Time.UnixNano % int64(time.Second)
 			if rng.IntN(2) == 0 {
@@ -320,6 +372,11 @@ func randomEvents(rng *rand.Rand) ([]detect.ProcessStart, []detect.Connection) {
 			twin := c
 			twin.Sources = []string{detect.SourceSecurity}
 			twin.Instance = ""
+			if rng.IntN(3) == 0 {
+				// A key of another kind for the same process, so that
+				// merged connections carry two keys.
+				twin.Instance = kindOf(detect.SourceETW, c.Instance)
+			}
 			twin.Protocol = "TCP"
 			twin.Time = detect.Timestamp{UnixNano: c.Time.UnixNano + rng.Int64N(int64(2*time.Second)), Resolution: detect.ResolutionSecond}
 			twin.Time.UnixNano -= twin.Time.UnixNano % int64(time.Second)

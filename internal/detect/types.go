@@ -56,12 +56,16 @@ type ProcessStart struct {
 	// PID is the new process's id, or UnknownPID.
 	PID int64
 	// Instance identifies this process instance across pid reuse: a Sysmon
-	// ProcessGuid, an ETW process sequence number, or empty when unknown.
+	// ProcessGuid, an ETW process sequence number with the InstanceKindETW
+	// prefix, or empty when unknown. A merged record holds one key of each
+	// kind its sources reported, separated by spaces. Keys of different
+	// kinds are never compared (see InstanceKind).
 	Instance string
 	// ParentPID is the creator's process id, or UnknownPID.
 	ParentPID int64
 	// ParentInstance is the parent's instance key (Sysmon ParentProcessGuid,
-	// ETW parent sequence number), or empty when unknown.
+	// ETW parent sequence number), or empty when unknown, in the form of
+	// Instance.
 	ParentInstance string
 	// ParentPath is the parent's image path in whatever form the source
 	// writes it; empty when the source does not carry it.
@@ -70,6 +74,11 @@ type ProcessStart struct {
 	Cmdline    string
 	Username   string
 	Time       Timestamp
+	// HeaderPID is the pid of the process that reported the start, which
+	// ETW records in its event header, or 0 when the source does not carry
+	// it. It normally equals ParentPID, and a difference hints at parent
+	// pid spoofing.
+	HeaderPID int64
 	// Sources lists every source that reported this process, sorted.
 	Sources []string
 }
@@ -81,7 +90,8 @@ type Connection struct {
 	Host string
 	// PID is the owning process's id, or UnknownPID.
 	PID int64
-	// Instance is the owning process's instance key, or empty.
+	// Instance is the owning process's instance key, in the form of
+	// ProcessStart.Instance, or empty.
 	Instance string
 	// Path is the owning process's image path, or empty.
 	Path string
