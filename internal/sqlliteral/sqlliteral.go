@@ -87,6 +87,31 @@ var allowedIdentifiers = map[string]bool{
 
 	// The time table's column.
 	"unix_time": true,
+
+	// process_etw_events, its ProcessStart rows' columns ("pid", "path",
+	// "cmdline" and "time" are listed above) and its event type.
+	"process_etw_events":             true,
+	"type":                           true,
+	"ppid":                           true,
+	"username":                       true,
+	"time_windows":                   true,
+	"header_pid":                     true,
+	"process_sequence_number":        true,
+	"parent_process_sequence_number": true,
+
+	// processes, read for the pid and start time of services.exe.
+	"processes":  true,
+	"name":       true,
+	"start_time": true,
+
+	// osquery's own tables, read to find which event sources are enabled.
+	"osquery_registry": true,
+	"osquery_events":   true,
+	"osquery_flags":    true,
+	"registry":         true,
+	"publisher":        true,
+	"active":           true,
+	"value":            true,
 }
 
 // Ident returns name unchanged when it is on the allow-list of osquery tables
