@@ -59,7 +59,7 @@ func TestWriteTablesShowsExponentAndRatio(t *testing.T) {
 	text := out.String()
 
 	// 450 µs to 4.5 ms over a tenfold size is an exponent of 1.
-	if !strings.Contains(text, "| Detect | 10000 | 3 | 4.5 ms | 4.4 ms–4.6 ms |") {
+	if !strings.Contains(text, "| Detect | 10000 | 3 | 4.5 ms | 4.4 ms–4.6 ms |  | 874.7 kB | 49 |") {
 		t.Errorf("missing the 10000 row with median and spread:\n%s", text)
 	}
 	if !strings.Contains(text, "| 1.00 |") {
