@@ -114,9 +114,6 @@ func decodeEventData(data string) (eventData, error) {
 // string values only. It reports false for anything else, and the caller
 // then uses encoding/json, which also reports invalid JSON and replaces
 // invalid UTF-8.
-// NOTE: unlike encoding/json, the scanner accepts raw control characters
-// inside strings. osquery's JSON writer escapes them, so only other writers
-// could produce such rows, and they decode to the same text.
 func scanEventData(data string, fields eventData) (eventData, bool) {
 	if !utf8.ValidString(data) {
 		return nil, false
@@ -205,6 +202,15 @@ func (s *jsonScanner) string() (value string, escaped, ok bool) {
 		}
 
 		backslash := strings.IndexByte(s.data[s.pos:s.pos+end], '\\')
+		plain := end
+		if backslash >= 0 {
+			plain = backslash
+		}
+		// JSON requires control characters in strings to be escaped, so
+		// a raw one is invalid and left to encoding/json to reject.
+		if hasControl(s.data[s.pos : s.pos+plain]) {
+			return "", false, false
+		}
 		if backslash < 0 {
 			s.pos += end + 1
 			return s.data[start : s.pos-1], escaped, true
@@ -218,6 +224,16 @@ func (s *jsonScanner) string() (value string, escaped, ok bool) {
 		escaped = true
 		s.pos += backslash + length
 	}
+}
+
+// hasControl reports whether text contains a byte below 0x20.
+func hasControl(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if text[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // escapeLength returns the length of the JSON escape sequence at the start
