@@ -132,6 +132,11 @@ func parsePID(s string) (int64, error) {
 	var pid int64
 	var err error
 	if hex, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		// strconv accepts a sign after the prefix, but no writer puts one
+		// there, and "0x-1" must not read as the unknown pid -1.
+		if strings.HasPrefix(hex, "-") || strings.HasPrefix(hex, "+") {
+			return 0, fmt.Errorf("invalid process id %q", s)
+		}
 		pid, err = strconv.ParseInt(hex, 16, 64)
 	} else {
 		pid, err = strconv.ParseInt(s, 10, 64)
