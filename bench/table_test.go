@@ -53,22 +53,35 @@ const clientTimeout = 30 * time.Minute
 //   - detect-share: detect-ns/op divided by the whole query's time;
 //   - detections: rows returned.
 //
+// The table-sysmon-only sub-benchmark runs the same query with the Sysmon
+// source alone, in a second stand-in over the same rows: it reads exactly
+// the rows that the SQL join reads.
+//
 // The sql-join sub-benchmarks run the pack's hunt query over the same rows
-// in the same stand-in, with SQLite's automatic indexes on and off, and
-// report table-speedup, their time divided by the table's time in this run.
+// in the first stand-in, with SQLite's automatic indexes on and off. They
+// report table-speedup, their time divided by the table's time in this
+// run, and sysmon-table-speedup, divided by the Sysmon-only table's time.
 func BenchmarkRemoteServiceLaunches(b *testing.B) {
 	for _, rowsPerSource := range sizes(tableSizes) {
 		b.Run("rows="+strconv.Itoa(rowsPerSource), func(b *testing.B) {
 			fleet := generateFleet(rowsPerSource, 1)
-			f := startFixture(b, fleet)
+			f := startFixture(b, fleet, sources.NewSysmon(), sources.NewSecurity())
+			sysmonOnly := startFixture(b, fleet, sources.NewSysmon())
 
-			var tableNanos float64
+			var tableNanos, sysmonTableNanos float64
 			b.Run("table", func(b *testing.B) {
 				tableNanos = benchmarkTable(b, f)
 			})
+			b.Run("table-sysmon-only", func(b *testing.B) {
+				sysmonTableNanos = benchmarkTable(b, sysmonOnly)
+			})
 			for _, automaticIndex := range []string{"on", "off"} {
 				b.Run("sql-join/autoindex="+automaticIndex, func(b *testing.B) {
-					benchmarkSQLJoin(b, f, automaticIndex, tableNanos)
+					perOp := benchmarkSQLJoin(b, f, automaticIndex)
+					if tableNanos > 0 && sysmonTableNanos > 0 {
+						b.ReportMetric(perOp/tableNanos, "table-speedup")
+						b.ReportMetric(perOp/sysmonTableNanos, "sysmon-table-speedup")
+					}
 				})
 			}
 		})
@@ -106,8 +119,9 @@ func benchmarkTable(b *testing.B, f *fixture) float64 {
 // benchmarkSQLJoin runs the pack's hunt query with SQLite's automatic
 // indexes on or off. osquery's virtual tables get no automatic index, but
 // SQLite can still build one on the hunt's materialized CTEs. Off shows the
-// cost of a join that SQLite cannot index.
-func benchmarkSQLJoin(b *testing.B, f *fixture, automaticIndex string, tableNanos float64) {
+// cost of a join that SQLite cannot index. It returns the join's time per
+// query in nanoseconds.
+func benchmarkSQLJoin(b *testing.B, f *fixture, automaticIndex string) float64 {
 	hunt, err := pack.Lookup(huntQueryName)
 	if err != nil {
 		b.Fatal(err)
@@ -127,11 +141,8 @@ func benchmarkSQLJoin(b *testing.B, f *fixture, automaticIndex string, tableNano
 	}
 	report()
 
-	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(float64(len(rows)), "detections")
-	if tableNanos > 0 {
-		b.ReportMetric(perOp/tableNanos, "table-speedup")
-	}
+	return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 }
 
 // fixture is an osquery stand-in over a fleet's rows with svclaunch's
@@ -140,6 +151,8 @@ func benchmarkSQLJoin(b *testing.B, f *fixture, automaticIndex string, tableNano
 type fixture struct {
 	engine *engine.Engine
 	client *osquery.ExtensionManagerClient
+	// sources are the sources the table reads.
+	sources []sources.Source
 
 	// queries and decode sum the nanoseconds the table spent in its
 	// queries to osquery and in decoding rows.
@@ -153,8 +166,9 @@ type fixture struct {
 }
 
 // startFixture loads the rows into an engine, starts the stand-in on it and
-// runs the extension against the stand-in until the benchmark ends.
-func startFixture(b *testing.B, fleet *fleetRows) *fixture {
+// runs the extension, its table reading the given sources, against the
+// stand-in until the benchmark ends.
+func startFixture(b *testing.B, fleet *fleetRows, tableSources ...sources.Source) *fixture {
 	b.Helper()
 	ctx := context.Background()
 
@@ -175,7 +189,7 @@ func startFixture(b *testing.B, fleet *fleetRows) *fixture {
 	}
 	b.Cleanup(func() { server.Close() })
 
-	f := &fixture{engine: eng, decoded: map[string]*sources.Events{}, statements: map[string]bool{}}
+	f := &fixture{engine: eng, sources: tableSources, decoded: map[string]*sources.Events{}, statements: map[string]bool{}}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -231,11 +245,11 @@ func attachInterfaceAddresses(b *testing.B, eng *engine.Engine) {
 }
 
 // tables builds the remote_service_launches plugin with timed queries and
-// decoders. The rows are a collector's Sysmon and Security events, so these
-// two sources are configured on every platform.
+// decoders. The rows are a collector's Sysmon and Security events, so the
+// fixture's sources replace the platform's default ones.
 func (f *fixture) tables(q osq.Querier, logger *slog.Logger) ([]*table.Plugin, error) {
 	var timed []sources.Source
-	for _, source := range []sources.Source{sources.NewSysmon(), sources.NewSecurity()} {
+	for _, source := range f.sources {
 		timed = append(timed, &timedSource{Source: source, fixture: f})
 	}
 	t := remoteservicelaunches.New(remoteservicelaunches.Config{
@@ -282,11 +296,11 @@ func (f *fixture) timeSQL(b *testing.B) float64 {
 func (f *fixture) timeDetect(b *testing.B) float64 {
 	f.mu.Lock()
 	all := sources.NewEvents()
-	for _, name := range []string{detect.SourceSysmon, detect.SourceSecurity} {
-		events, ok := f.decoded[name]
+	for _, source := range f.sources {
+		events, ok := f.decoded[source.Name()]
 		if !ok {
 			f.mu.Unlock()
-			b.Fatalf("source %s decoded nothing", name)
+			b.Fatalf("source %s decoded nothing", source.Name())
 		}
 		all.Add(events)
 	}

@@ -20,7 +20,8 @@ BenchmarkDetect/10000        	     200	   4400000 ns/op	        29.00 detections
 PASS
 pkg: github.com/svclaunch/svclaunch/bench
 BenchmarkRemoteServiceLaunches/rows=5000/table-2   	       3	 100000000 ns/op	        60.00 peak-RSS-MB	 55715160 B/op	  362753 allocs/op
-BenchmarkRemoteServiceLaunches/rows=5000/sql-join/autoindex=off-2        	       1	 20000000000 ns/op	        200.0 table-speedup	   85024 B/op	    1374 allocs/op
+BenchmarkRemoteServiceLaunches/rows=5000/table-sysmon-only-2   	       3	 50000000 ns/op	        60.00 peak-RSS-MB	 55715160 B/op	  362753 allocs/op
+BenchmarkRemoteServiceLaunches/rows=5000/sql-join/autoindex=off-2        	       1	 20000000000 ns/op	        200.0 table-speedup	        400.0 sysmon-table-speedup	   85024 B/op	    1374 allocs/op
 `
 
 func TestParseGroupsRuns(t *testing.T) {
@@ -28,8 +29,8 @@ func TestParseGroupsRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != 4 {
-		t.Fatalf("got %d results, want 4", len(results))
+	if len(results) != 5 {
+		t.Fatalf("got %d results, want 5", len(results))
 	}
 
 	first := results[0]
@@ -40,7 +41,7 @@ func TestParseGroupsRuns(t *testing.T) {
 		t.Errorf("median ns/op = %v, want 450000", got)
 	}
 
-	join := results[3]
+	join := results[4]
 	if join.name != "RemoteServiceLaunches/sql-join/autoindex=off" || join.size != "rows=5000" {
 		t.Errorf("GOMAXPROCS suffix or size not removed: name %q size %q", join.name, join.size)
 	}
@@ -67,6 +68,12 @@ func TestWriteTablesShowsExponentAndRatio(t *testing.T) {
 	}
 	if !strings.Contains(text, "200.0× (autoindex=off)") {
 		t.Errorf("the table row does not show the SQL join's ratio:\n%s", text)
+	}
+	if !strings.Contains(text, "400.0× (autoindex=off)") {
+		t.Errorf("the Sysmon-only table row does not show its ratio:\n%s", text)
+	}
+	if !strings.Contains(text, "200.0×, 400.0× (Sysmon only)") {
+		t.Errorf("the join row does not show both ratios:\n%s", text)
 	}
 	if !strings.Contains(text, "| Detect | 1000 | detections | 3 | 3–3 |") {
 		t.Errorf("missing the custom metric row:\n%s", text)
