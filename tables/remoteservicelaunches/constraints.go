@@ -41,9 +41,10 @@ func (r *timeRange) cutUpper(v int64) {
 // the lower bound X, `> X` X+1, `= X` both bounds, `<` and `<=` the upper
 // bound. Constraints combine with AND: the column is not OPTIMIZED, so
 // osquery sends an IN list one value per generate call, never as several
-// equality constraints in one context. Other operators and expressions that
-// are not numbers are ignored, which is safe because SQLite filters the
-// returned rows again. It returns the expressions it ignored.
+// equality constraints in one context. Other operators, and expressions
+// that SQLite might not read as the same number (see parseConstraint), are
+// ignored, which is safe because SQLite filters the returned rows again. It
+// returns the expressions it ignored.
 func timeConstraints(qc table.QueryContext) (timeRange, []string) {
 	var r timeRange
 	var ignored []string
@@ -54,28 +55,115 @@ func timeConstraints(qc table.QueryContext) (timeRange, []string) {
 	}
 
 	for _, c := range list.Constraints {
-		value, err := strconv.ParseFloat(strings.TrimSpace(c.Expression), 64)
-		if err != nil || math.IsNaN(value) || math.IsInf(value, 0) || math.Abs(value) > 1e15 {
+		lowest, highest, ok := parseConstraint(c.Expression)
+		if !ok {
 			ignored = append(ignored, c.Expression)
 			continue
 		}
 
-		// Child start seconds are integers: round each bound inward.
+		// Child start seconds are integers: round each bound inward, from
+		// the end of the value's range that keeps every row.
 		switch c.Operator {
 		case table.OperatorGreaterThanOrEquals:
-			r.raiseLower(int64(math.Ceil(value)))
+			r.raiseLower(int64(math.Ceil(lowest)))
 		case table.OperatorGreaterThan:
-			r.raiseLower(int64(math.Floor(value)) + 1)
+			r.raiseLower(int64(math.Floor(lowest)) + 1)
 		case table.OperatorEquals:
-			r.raiseLower(int64(math.Ceil(value)))
-			r.cutUpper(int64(math.Floor(value)))
+			r.raiseLower(int64(math.Ceil(lowest)))
+			r.cutUpper(int64(math.Floor(highest)))
 		case table.OperatorLessThanOrEquals:
-			r.cutUpper(int64(math.Floor(value)))
+			r.cutUpper(int64(math.Floor(highest)))
 		case table.OperatorLessThan:
-			r.cutUpper(int64(math.Ceil(value)) - 1)
+			r.cutUpper(int64(math.Ceil(highest)) - 1)
 		default:
 			ignored = append(ignored, c.Expression)
 		}
 	}
 	return r, ignored
+}
+
+// Limits of the constraint values that timeConstraints uses. Integers are
+// exact up to maxIntegerConstraint. Other numbers reach the table as text
+// that osquery formats with 15 significant digits (sqlite3_value_text of a
+// REAL), which for values below maxRealConstraint is off by less than
+// realSlack.
+const (
+	maxIntegerConstraint = 1e15
+	maxRealConstraint    = 1e12
+	realSlack            = 1.0
+)
+
+// parseConstraint reads a constraint expression as SQLite reads text as a
+// number when it compares it with the INTEGER column: decimal digits with an
+// optional sign, fraction and exponent, between ASCII spaces. It returns the
+// range the compared value can lie in: one point for an integer, and the
+// value widened by realSlack for any other number, which covers osquery's
+// rounding. ok is false for text SQLite does not read as a number, such as
+// '1 OR 1=1', and for text Go would read differently: hexadecimal, "Inf",
+// underscores or Unicode spaces.
+func parseConstraint(expr string) (lowest, highest float64, ok bool) {
+	text := strings.Trim(expr, " \t\n\v\f\r")
+	integral, ok := decimalSyntax(text)
+	if !ok {
+		return 0, 0, false
+	}
+	value, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+
+	if integral {
+		if math.Abs(value) > maxIntegerConstraint {
+			return 0, 0, false
+		}
+		return value, value, true
+	}
+	if math.Abs(value) >= maxRealConstraint {
+		return 0, 0, false
+	}
+	return value - realSlack, value + realSlack, true
+}
+
+// decimalSyntax reports whether text is a decimal number as SQL writes one,
+// [+-]digits[.digits][(e|E)[+-]digits] with digits on at least one side of
+// the point, and whether it is an integer (digits only).
+func decimalSyntax(text string) (integral, ok bool) {
+	i := 0
+	if i < len(text) && (text[i] == '+' || text[i] == '-') {
+		i++
+	}
+	digits := countDigits(text[i:])
+	i += digits
+	integral = true
+	if i < len(text) && text[i] == '.' {
+		integral = false
+		i++
+		fraction := countDigits(text[i:])
+		i += fraction
+		digits += fraction
+	}
+	if digits == 0 {
+		return false, false
+	}
+	if i < len(text) && (text[i] == 'e' || text[i] == 'E') {
+		integral = false
+		i++
+		if i < len(text) && (text[i] == '+' || text[i] == '-') {
+			i++
+		}
+		exponent := countDigits(text[i:])
+		if exponent == 0 {
+			return false, false
+		}
+		i += exponent
+	}
+	return integral, i == len(text)
+}
+
+func countDigits(text string) int {
+	n := 0
+	for n < len(text) && text[n] >= '0' && text[n] <= '9' {
+		n++
+	}
+	return n
 }

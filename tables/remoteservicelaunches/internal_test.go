@@ -29,9 +29,9 @@ func TestTimeConstraints(t *testing.T) {
 		{name: "equal", constraints: []constraint{{table.OperatorEquals, "100"}}, want: timeRange{lower: 100, upper: 100, hasLower: true, hasUpper: true}},
 		{name: "at most", constraints: []constraint{{table.OperatorLessThanOrEquals, "100"}}, want: timeRange{upper: 100, hasUpper: true}},
 		{name: "less", constraints: []constraint{{table.OperatorLessThan, "100"}}, want: timeRange{upper: 99, hasUpper: true}},
-		{name: "fractions round inward", constraints: []constraint{
+		{name: "fractions widen by a second", constraints: []constraint{
 			{table.OperatorGreaterThanOrEquals, "99.5"}, {table.OperatorLessThan, "200.5"},
-		}, want: timeRange{lower: 100, upper: 200, hasLower: true, hasUpper: true}},
+		}, want: timeRange{lower: 99, upper: 201, hasLower: true, hasUpper: true}},
 		{name: "tightest bounds win", constraints: []constraint{
 			{table.OperatorGreaterThan, "50"}, {table.OperatorGreaterThanOrEquals, "100"}, {table.OperatorLessThan, "300"}, {table.OperatorLessThanOrEquals, "200"},
 		}, want: timeRange{lower: 100, upper: 200, hasLower: true, hasUpper: true}},
