@@ -24,6 +24,11 @@ import (
 // the extension's own client differs from the wall clock.
 const standInClock = 1600000000
 
+// testTimeout is the --timeout of the stand-in and of Run in these tests.
+// The stand-in's registration writes to its SQLite engine, which took 3 s
+// on a loaded test machine, so osqueryd's 1 s would make Run fail at random.
+const testTimeout = 10 * time.Second
+
 // startStandIn starts the osquery stand-in with a short watcher interval and
 // returns it; the test's cleanup closes it and its engine.
 func startStandIn(t *testing.T) *osquerytest.Server {
@@ -36,7 +41,7 @@ func startStandIn(t *testing.T) *osquerytest.Server {
 
 	server, err := osquerytest.Start(t.Context(), eng, osquerytest.Options{
 		Logger:   testLogger(t),
-		Timeout:  time.Second,
+		Timeout:  testTimeout,
 		Interval: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -73,7 +78,7 @@ func startRun(t *testing.T, server *osquerytest.Server) (context.CancelFunc, <-c
 	go func() {
 		done <- Run(ctx, Config{
 			Socket:   server.Path(),
-			Timeout:  time.Second,
+			Timeout:  testTimeout,
 			Interval: 200 * time.Millisecond,
 			Logger:   testLogger(t),
 			Version:  "test",
@@ -227,7 +232,7 @@ func TestRunFailsOnDuplicateRegistration(t *testing.T) {
 
 	err := Run(t.Context(), Config{
 		Socket:  server.Path(),
-		Timeout: time.Second,
+		Timeout: testTimeout,
 		Logger:  testLogger(t),
 		Tables:  clockTable,
 	})
@@ -263,7 +268,7 @@ func TestClientQuerierAbandonsQueryAtDeadline(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Config{
 			Socket:   server.Path(),
-			Timeout:  time.Second,
+			Timeout:  testTimeout,
 			Interval: 200 * time.Millisecond,
 			Logger:   testLogger(t),
 			Tables:   slowTable,
