@@ -5,7 +5,9 @@
 //
 // Started by osqueryd with --socket, --timeout and --interval, it runs as an
 // osquery extension; install it as svclaunch.ext. The subcommands serve
-// people: spec, version and pack. Run "svclaunch help" for the list.
+// people: hunt and query run the detection or any SQL over recorded
+// telemetry, pack writes the query pack, spec prints the table specs and
+// version the version. Run "svclaunch help" for the list.
 package main
 
 import (

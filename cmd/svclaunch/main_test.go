@@ -100,7 +100,7 @@ func TestHelpListsCommandsAndVariables(t *testing.T) {
 
 		require.Equal(t, exitOK, code, "%v: %s", args, stderr)
 		for _, want := range []string{
-			"svclaunch pack", "svclaunch spec", "svclaunch version",
+			"svclaunch hunt", "svclaunch query", "svclaunch pack", "svclaunch spec", "svclaunch version",
 			"-socket PATH", "-timeout SECONDS", "-interval SECONDS", "-window DURATION",
 			"SVCLAUNCH_WINDOW", "SVCLAUNCH_PARENT_NAME", "SVCLAUNCH_INCLUDE_LOOPBACK",
 			"SVCLAUNCH_CLOCK_TOLERANCE", "SVCLAUNCH_LOOKBACK",
@@ -118,6 +118,39 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `unknown command "hnut"`)
 	assert.Contains(t, stderr, "svclaunch help")
+}
+
+func TestHuntReadsBundledSample(t *testing.T) {
+	t.Parallel()
+
+	code, stdout, stderr := runCommand(t, "hunt", "--format", "json", "--quiet")
+
+	require.Equal(t, exitOK, code, stderr)
+	var rows []map[string]string
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rows), stdout)
+	require.Len(t, rows, 1, stdout)
+	assert.Equal(t, "9028", rows[0]["pid"])
+	assert.Equal(t, "704", rows[0]["parent"])
+}
+
+func TestQueryRunsSQL(t *testing.T) {
+	t.Parallel()
+
+	code, stdout, stderr := runCommand(t, "query", "--format", "json", "--quiet", "SELECT pid, parent FROM remote_service_launches")
+
+	require.Equal(t, exitOK, code, stderr)
+	var rows []map[string]string
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rows), stdout)
+	assert.Equal(t, []map[string]string{{"pid": "9028", "parent": "704"}}, rows)
+}
+
+func TestHuntRejectsUnknownFlag(t *testing.T) {
+	t.Parallel()
+
+	code, _, stderr := runCommand(t, "hunt", "--no-such-flag")
+
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "no-such-flag")
 }
 
 func TestPackWritesOsqueryPack(t *testing.T) {

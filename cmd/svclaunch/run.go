@@ -16,6 +16,7 @@ import (
 	"github.com/osquery/osquery-go/plugin/table"
 
 	"github.com/svclaunch/svclaunch/extension"
+	"github.com/svclaunch/svclaunch/internal/hunt"
 	"github.com/svclaunch/svclaunch/internal/osq"
 	"github.com/svclaunch/svclaunch/pack"
 	"github.com/svclaunch/svclaunch/tables/remoteservicelaunches"
@@ -45,6 +46,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSpec(rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
+	case "hunt":
+		return hunt.RunHunt(ctx, rest, stdin, stdout, stderr)
+	case "query":
+		return hunt.RunQuery(ctx, rest, stdin, stdout, stderr)
 	case "pack":
 		return pack.RunCommand(ctx, rest, stdout, stderr)
 	case "help":

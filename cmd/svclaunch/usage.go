@@ -19,6 +19,13 @@ Usage:
       and macOS the file name must end in .ext. The extension exits with
       status 1 when osqueryd goes away, so that osqueryd's watcher starts
       it again, and with status 0 on SIGINT or SIGTERM.
+  svclaunch hunt [flags] [FILE...]
+      Run the detection over recorded telemetry (NXLog, python-evtx, ECS or
+      osquery results-log JSON lines, or .evtx) and print one row per
+      detection. Without FILE it reads a bundled Empire PsExec sample.
+  svclaunch query [flags] [FILE...] SQL
+      Load recorded telemetry into osquery's tables and run one SQL
+      statement over them and remote_service_launches, as osqueryi would.
   svclaunch pack [--format osquery|fleet|fleet-gitops] [--output FILE]
       Write the scheduled query pack.
   svclaunch spec
@@ -28,7 +35,8 @@ Usage:
   svclaunch help
       Print this help.
 
-Run "svclaunch pack -h" for the flags of pack.
+Run "svclaunch hunt -h", "svclaunch query -h" or "svclaunch pack -h" for the
+flags of those commands.
 
 Extension flags:
 `
