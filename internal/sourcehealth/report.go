@@ -3,6 +3,7 @@ package sourcehealth
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/svclaunch/svclaunch/internal/detect"
@@ -58,6 +59,10 @@ type Report struct {
 	LastError string
 	Status    string
 	Hint      string
+	// MissingRoles are the roles whose events did not occur within the
+	// lookback. They make the status empty unless Reconcile finds them
+	// covered by another source.
+	MissingRoles Role
 }
 
 // Evaluate derives a source's status and hint. The first matching rule
@@ -73,7 +78,8 @@ type Report struct {
 //
 // An ok source may still carry a hint: Security 4688 events without a
 // command line, no Sysmon connection of services.exe, a read that hit the
-// row cap or rows that were skipped.
+// row cap or rows that were skipped. Reconcile then weighs the sources of
+// one host against each other.
 func Evaluate(e Evidence) Report {
 	a := e.Availability
 	r := Report{Availability: a, Events: NotCounted, Last: e.Last, HasLast: e.HasLast}
@@ -101,7 +107,7 @@ func Evaluate(e Evidence) Report {
 		// Nothing was counted, so nothing speaks against the source.
 		r.Status = StatusOK
 	default:
-		r.Status, r.Hint = judgeCounts(a.Source, *e.Counts, e.Lookback)
+		r.Status, r.Hint, r.MissingRoles = judgeCounts(a.Source, *e.Counts, e.Lookback)
 	}
 
 	if r.Status == StatusOK && r.Hint == "" && e.HasLast {
@@ -130,10 +136,38 @@ const (
 		`(Administrative Templates\System\Audit Process Creation\Include command line in process creation events)`
 )
 
-// judgeCounts returns the status and hint of an enabled source from its
-// event counts.
-func judgeCounts(source string, c Counts, lookback time.Duration) (string, string) {
-	within := "in the last " + strconv.FormatInt(int64(lookback/time.Second), 10) + " s"
+// judgeCounts returns the status, hint and missing roles of an enabled
+// source from its event counts.
+func judgeCounts(source string, c Counts, lookback time.Duration) (string, string, Role) {
+	status, hint := judgeKinds(source, c, "in the last "+strconv.FormatInt(int64(lookback/time.Second), 10)+" s")
+	if status != StatusEmpty {
+		return status, hint, 0
+	}
+
+	// Which roles lack events follows from the kinds that were counted.
+	var missing Role
+	switch source {
+	case detect.SourceSysmon:
+		missing = zeroRole(c.Kind("1"), RoleProcessStarts) | zeroRole(c.Kind("3"), RoleConnections)
+	case detect.SourceSecurity:
+		missing = zeroRole(c.Kind("4688"), RoleProcessStarts) | zeroRole(c.Kind("5156"), RoleConnections)
+	default:
+		missing = RolesOf(source)
+	}
+	return status, hint, missing
+}
+
+// zeroRole returns role when count is zero.
+func zeroRole(count int64, role Role) Role {
+	if count == 0 {
+		return role
+	}
+	return 0
+}
+
+// judgeKinds returns the status and hint of an enabled source from its
+// event counts; within names the lookback in hints.
+func judgeKinds(source string, c Counts, within string) (string, string) {
 
 	switch source {
 	case detect.SourceSysmon:
@@ -205,4 +239,51 @@ func readHint(last Read) string {
 		return fmt.Sprintf("%d of %d rows in the last read were skipped, most as %s", last.SkippedTotal(), last.Rows, last.MainSkipReason())
 	}
 	return ""
+}
+
+// Reconcile revises the reports of one host together. A source that is
+// empty only because one kind of its events is missing, while another
+// source that is ok provides that role, is ok, because the detection does
+// not need the missing events from it. Its hint keeps the fix and names
+// the source that covers the role. Security without events 4688 next to
+// ETW process starts is the usual case.
+func Reconcile(reports []Report) {
+	var covered Role
+	for _, r := range reports {
+		if r.Status == StatusOK {
+			covered |= r.Availability.Roles
+		}
+	}
+
+	for i := range reports {
+		r := &reports[i]
+		if r.Status != StatusEmpty || r.MissingRoles == 0 || r.MissingRoles == r.Availability.Roles {
+			continue
+		}
+		if r.MissingRoles&covered != r.MissingRoles {
+			continue
+		}
+		r.Hint = coveringSources(reports, r.MissingRoles) + ", so this is optional: " + r.Hint
+		r.Status = StatusOK
+	}
+}
+
+// coveringSources names the ok sources that provide role, leaving out
+// those Reconcile made ok although they lack it.
+func coveringSources(reports []Report, role Role) string {
+	var names []string
+	for _, r := range reports {
+		if r.Status == StatusOK && r.Availability.Roles&role != 0 && r.MissingRoles&role == 0 {
+			names = append(names, r.Availability.Source)
+		}
+	}
+	what := "process starts"
+	if role == RoleConnections {
+		what = "inbound connections"
+	}
+	verb := " provides the "
+	if len(names) > 1 {
+		verb = " provide the "
+	}
+	return strings.Join(names, " and ") + verb + what
 }

@@ -199,6 +199,66 @@ func TestEvaluateStatus(t *testing.T) {
 	}
 }
 
+func TestReconcileCoveredRoles(t *testing.T) {
+	t.Parallel()
+
+	evaluate := func(source string, byKind map[string]int64) sourcehealth.Report {
+		return sourcehealth.Evaluate(sourcehealth.Evidence{
+			Availability: availability(t, source), Lookback: time.Hour,
+			Counts: counts(byKind, func(c *sourcehealth.Counts) { c.ParentConnections, c.WithoutCmdline = 1, 0 }),
+		})
+	}
+
+	// ETW provides the process starts that Security lacks.
+	reports := []sourcehealth.Report{
+		evaluate("security", map[string]int64{"5156": 900}),
+		evaluate("etw", map[string]int64{"ProcessStart": 40}),
+	}
+	require.Equal(t, sourcehealth.RoleProcessStarts, reports[0].MissingRoles)
+	sourcehealth.Reconcile(reports)
+	require.Equal(t, sourcehealth.StatusOK, reports[0].Status)
+	require.Contains(t, reports[0].Hint, "etw provides the process starts, so this is optional: no Security event 4688")
+	require.Equal(t, sourcehealth.StatusOK, reports[1].Status)
+	require.Empty(t, reports[1].Hint)
+
+	// Nothing provides the connections that Sysmon lacks.
+	reports = []sourcehealth.Report{
+		evaluate("sysmon", map[string]int64{"1": 500}),
+		evaluate("etw", map[string]int64{"ProcessStart": 40}),
+	}
+	sourcehealth.Reconcile(reports)
+	require.Equal(t, sourcehealth.StatusEmpty, reports[0].Status)
+	require.Contains(t, reports[0].Hint, "does not log services.exe network connections")
+
+	// An empty ETW provides nothing, so it stays empty whatever covers it.
+	reports = []sourcehealth.Report{
+		evaluate("security", map[string]int64{"4688": 3, "5156": 900}),
+		evaluate("etw", map[string]int64{}),
+	}
+	sourcehealth.Reconcile(reports)
+	require.Equal(t, sourcehealth.StatusEmpty, reports[1].Status)
+
+	// Two sources that each lack what the other has do not vouch for
+	// each other.
+	reports = []sourcehealth.Report{
+		evaluate("sysmon", map[string]int64{"1": 500}),
+		evaluate("security", map[string]int64{"5156": 900}),
+	}
+	sourcehealth.Reconcile(reports)
+	require.Equal(t, sourcehealth.StatusEmpty, reports[0].Status)
+	require.Equal(t, sourcehealth.StatusEmpty, reports[1].Status)
+
+	// Two sources provide the starts.
+	reports = []sourcehealth.Report{
+		evaluate("sysmon", map[string]int64{"1": 500, "3": 4}),
+		evaluate("security", map[string]int64{"5156": 900}),
+		evaluate("etw", map[string]int64{"ProcessStart": 40}),
+	}
+	sourcehealth.Reconcile(reports)
+	require.Equal(t, sourcehealth.StatusOK, reports[1].Status)
+	require.Contains(t, reports[1].Hint, "sysmon and etw provide the process starts")
+}
+
 func TestEvaluateLastError(t *testing.T) {
 	t.Parallel()
 
