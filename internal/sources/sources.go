@@ -63,9 +63,9 @@ const (
 )
 
 // Default returns the sources of the platform svclaunch runs on: Sysmon and
-// Security event logs on Windows, process_events and socket_events
-// elsewhere. host names the local computer in the Unix events, whose tables
-// have no host column.
+// Security event logs and ETW process starts on Windows, process_events and
+// socket_events elsewhere. host names the local computer in the Unix
+// events, whose tables have no host column.
 func Default(host string) []Source {
 	if runtime.GOOS == "windows" {
 		return Windows()
@@ -73,9 +73,11 @@ func Default(host string) []Source {
 	return Unix(host)
 }
 
-// Windows returns the Sysmon and Security event log sources.
+// Windows returns the Sysmon and Security event log sources and the
+// process_etw_events source. The ETW events carry no host name, so the
+// caller names them with Events.AssignLocalHost.
 func Windows() []Source {
-	return []Source{NewSysmon(), NewSecurity()}
+	return []Source{NewSysmon(), NewSecurity(), NewETW("")}
 }
 
 // Unix returns the process_events and socket_events sources for host.

@@ -54,7 +54,7 @@ func Columns() []table.ColumnDefinition {
 		table.IntegerColumn("connection_count",
 			table.ColumnDescription("Number of inbound connections to the parent within the window before the child")),
 		table.TextColumn("process_sources",
-			table.ColumnDescription("Comma-separated sources that reported the child: sysmon, security, process_events")),
+			table.ColumnDescription("Comma-separated sources that reported the child: sysmon, security, etw, process_events")),
 		table.TextColumn("connection_sources",
 			table.ColumnDescription("Comma-separated sources that reported the connection: sysmon, security, socket_events")),
 	}

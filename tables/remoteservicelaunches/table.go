@@ -5,10 +5,14 @@
 // Executables via Services".
 //
 // Each generate call reads every source once through osquery (Sysmon and
-// Security events on Windows, process_events and socket_events elsewhere),
-// each with a `time` lower bound, correlates the events in Go and returns the
-// detections. A source that fails is logged and skipped; the call fails only
-// when no source can be read.
+// Security events and ETW process starts on Windows, process_events and
+// socket_events elsewhere), each with a `time` lower bound, correlates the
+// events in Go and returns the detections. With a Discovery configured, the
+// sources that osquery cannot serve (table missing, flags off) are not
+// queried. A source that fails is logged and skipped. The call fails when no
+// source of process starts or no source of inbound connections can be read,
+// because the detection would otherwise be blind without a sign of it. The
+// remote_service_launch_sources table shows why.
 package remoteservicelaunches
 
 import (
@@ -21,6 +25,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +34,7 @@ import (
 
 	"github.com/svclaunch/svclaunch/internal/detect"
 	"github.com/svclaunch/svclaunch/internal/osq"
+	"github.com/svclaunch/svclaunch/internal/sourcehealth"
 	"github.com/svclaunch/svclaunch/internal/sources"
 	"github.com/svclaunch/svclaunch/internal/sqlliteral"
 )
@@ -84,9 +90,18 @@ type Config struct {
 	// sources.Default(LocalHost).
 	Sources []sources.Source
 	// LocalHost names this computer in the events of sources whose tables
-	// have no host column (process_events, socket_events); "" means
-	// os.Hostname.
+	// have no host column (process_events, socket_events,
+	// process_etw_events); "" means os.Hostname. ETW events take the
+	// spelling of the Windows events when it differs (see
+	// sources.Events.AssignLocalHost).
 	LocalHost string
+	// Discovery, when set, reports which sources osquery can serve, and the
+	// others are not queried. Nil queries every source, as the embedded
+	// engine over recordings needs.
+	Discovery *sourcehealth.Discovery
+	// Stats receives the outcome of each source read, for the
+	// remote_service_launch_sources table. Nil makes New create one.
+	Stats *sourcehealth.Stats
 }
 
 // Table is the remote_service_launches table. Its methods are safe for
@@ -133,6 +148,9 @@ func New(cfg Config) *Table {
 	if cfg.Sources == nil {
 		cfg.Sources = sources.Default(cfg.LocalHost)
 	}
+	if cfg.Stats == nil {
+		cfg.Stats = sourcehealth.NewStats()
+	}
 
 	return &Table{
 		cfg:         cfg,
@@ -141,20 +159,29 @@ func New(cfg Config) *Table {
 	}
 }
 
+// Config returns the table's configuration with the defaults New filled
+// in, including the Stats that Generate writes to.
+func (t *Table) Config() Config {
+	return t.cfg
+}
+
 // Plugin returns the osquery-go table plugin.
 func (t *Table) Plugin() *table.Plugin {
 	return table.NewPlugin(Name, Columns(), t.Generate,
 		table.WithDescription("Child processes that the Windows service control manager (services.exe) started "+
 			"within one second after accepting an inbound network connection: MITRE CAR-2014-03-005, "+
 			"Remotely Launched Executables via Services. Reads Sysmon events 1 and 3 and Security events "+
-			"4688 and 5156 from windows_events on Windows, and process_events with socket_events elsewhere."),
+			"4688 and 5156 from windows_events and process starts from process_etw_events on Windows, and "+
+			"process_events with socket_events elsewhere."),
 		table.WithURL(carURL),
 		table.WithExample("SELECT * FROM remote_service_launches WHERE time >= (SELECT unix_time FROM time) - 3600;"),
 		table.WithExample("SELECT host, path, cmdline, remote_address, delay_ms FROM remote_service_launches WHERE time > 1600618000;"),
 		table.WithNotes("Without a constraint on time the table reads the last hour of events (osquery's default "+
 			"--events_expiry). The event tables must be enabled: --enable_windows_events_publisher, "+
-			"--enable_windows_events_subscriber and --windows_event_channels including "+
-			"Microsoft-Windows-Sysmon/Operational on Windows; audit process and socket events elsewhere."),
+			"--enable_windows_events_subscriber and --windows_event_channels including Security or "+
+			"Microsoft-Windows-Sysmon/Operational, and optionally --enable_process_etw_events, on Windows; audit "+
+			"process and socket events elsewhere. The query fails when no source of process starts or of inbound "+
+			"connections can be read; SELECT * FROM remote_service_launch_sources shows each source's state and fix."),
 		table.WithPlatforms(table.WindowsPlatform, table.LinuxPlatform, table.DarwinPlatform),
 	)
 }
@@ -266,28 +293,58 @@ func timeQuery() (string, error) {
 }
 
 // readSources runs each source's query, one statement per source, each with
-// its own deadline, and decodes the rows. A failing source is logged and
-// skipped; an error is returned only when every source failed.
+// its own deadline, and decodes the rows. A source that discovery shows
+// missing or disabled is not queried, and a failing source is logged and
+// skipped. An error is returned when no source of process starts or no
+// source of inbound connections could be read.
 func (t *Table) readSources(ctx context.Context, bounds sources.Bounds) (*sources.Events, error) {
 	if len(t.cfg.Sources) == 0 {
 		return nil, errors.New("no event sources configured; configure at least one source")
 	}
 
+	var snapshot *sourcehealth.Snapshot
+	if t.cfg.Discovery != nil {
+		snapshot = t.cfg.Discovery.Snapshot(ctx)
+	}
+
 	all := sources.NewEvents()
-	var failures []error
+	var failures, unavailable []error
+	var covered sourcehealth.Role
 	for _, source := range t.cfg.Sources {
+		if snapshot != nil {
+			if a := snapshot.Check(source.Name()); !a.Usable() {
+				status := sourcehealth.StatusDisabled
+				if a.Missing() {
+					status = sourcehealth.StatusMissing
+				}
+				t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), NotRead: status})
+				t.logger.DebugContext(ctx, "skipping source", "source", source.Name(), "status", status, "hint", a.Hint)
+				unavailable = append(unavailable, fmt.Errorf("%s is %s: %s", source.Name(), status, a.Hint))
+				continue
+			}
+		}
+
 		events, err := t.readSource(ctx, source, bounds)
 		if err != nil {
 			t.logger.WarnContext(ctx, "reading source failed", "source", source.Name(), "source_table", source.Table(), "error", err)
 			failures = append(failures, fmt.Errorf("%s: %w", source.Name(), err))
 			continue
 		}
+		covered |= sourcehealth.RolesOf(source.Name())
 		all.Add(events)
 	}
 
 	if len(failures) == len(t.cfg.Sources) {
 		return nil, fmt.Errorf("reading every event source failed, check that the event tables are enabled: %w", errors.Join(failures...))
 	}
+	if err := blindness(covered, failures, unavailable); err != nil {
+		return nil, err
+	}
+
+	// Events of tables without a host column are this computer's. Naming
+	// them after all sources are in lets them take the spelling the
+	// Windows events use.
+	all.AssignLocalHost(t.cfg.LocalHost)
 
 	// Orient after all sources are in, so that one source's address
 	// evidence orients another's connections.
@@ -295,10 +352,78 @@ func (t *Table) readSources(ctx context.Context, bounds sources.Bounds) (*source
 	return all, nil
 }
 
+// blindness returns an error when the sources read cover no process starts
+// or no inbound connections, naming the sources that failed or were not
+// available.
+func blindness(covered sourcehealth.Role, failures, unavailable []error) error {
+	var lacking []string
+	if covered&sourcehealth.RoleProcessStarts == 0 {
+		lacking = append(lacking, "process starts")
+	}
+	if covered&sourcehealth.RoleConnections == 0 {
+		lacking = append(lacking, "inbound connections")
+	}
+	if len(lacking) == 0 {
+		return nil
+	}
+
+	causes := errors.Join(append(failures, unavailable...)...)
+	if causes == nil {
+		causes = errors.New("no configured source provides them")
+	}
+	return fmt.Errorf("the detection cannot run on this host, no source of %s could be read; "+
+		"SELECT * FROM remote_service_launch_sources shows each source's state and fix: %w",
+		strings.Join(lacking, " or "), causes)
+}
+
+// readSource reads and decodes one source and records the outcome in
+// Stats.
 func (t *Table) readSource(ctx context.Context, source sources.Source, bounds sources.Bounds) (*sources.Events, error) {
 	query, err := source.Query(bounds)
 	if err != nil {
+		t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), Err: err.Error()})
 		return nil, err
+	}
+
+	queryCtx, cancel := context.WithTimeout(ctx, t.cfg.SourceTimeout)
+	defer cancel()
+
+	rows, err := t.cfg.Querier.QueryRows(queryCtx, query)
+	if err != nil {
+		err = fmt.Errorf("querying %s: %w", source.Table(), err)
+		t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), Err: err.Error()})
+		return nil, err
+	}
+	read := sourcehealth.Read{Rows: len(rows)}
+	if bounds.MaxRows > 0 && len(rows) >= bounds.MaxRows {
+		read.RowCap = bounds.MaxRows
+		t.logger.WarnContext(ctx, "source row cap reached, older events were not read",
+			"source", source.Name(), "max_rows", bounds.MaxRows)
+	}
+
+	events := source.Decode(rows)
+	if enricher, ok := source.(sources.ParentEnricher); ok {
+		t.fillParents(ctx, source.Name(), enricher, events)
+	}
+
+	read.Time = time.Now()
+	read.Skipped = events.Skipped
+	t.cfg.Stats.Record(source.Name(), read)
+	t.logSkipped(ctx, source.Name(), events.Skipped, len(rows))
+	return events, nil
+}
+
+// fillParents reads the running service control manager processes for a
+// source whose rows lack the parent path. A failure is logged and leaves
+// the paths empty: the rule then takes the parent's name from the
+// connection's image path, which Sysmon 3 and Security 5156 carry.
+func (t *Table) fillParents(ctx context.Context, name string, enricher sources.ParentEnricher, events *sources.Events) {
+	query, err := enricher.ParentQuery(events, t.cfg.Options.ParentNames)
+	if err != nil || query == "" {
+		if err != nil {
+			t.logger.WarnContext(ctx, "building the parent process query failed", "source", name, "error", err)
+		}
+		return
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.SourceTimeout)
@@ -306,16 +431,10 @@ func (t *Table) readSource(ctx context.Context, source sources.Source, bounds so
 
 	rows, err := t.cfg.Querier.QueryRows(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("querying %s: %w", source.Table(), err)
+		t.logger.WarnContext(ctx, "reading the parent processes failed, parent paths stay empty", "source", name, "error", err)
+		return
 	}
-	if bounds.MaxRows > 0 && len(rows) >= bounds.MaxRows {
-		t.logger.WarnContext(ctx, "source row cap reached, older events were not read",
-			"source", source.Name(), "max_rows", bounds.MaxRows)
-	}
-
-	events := source.Decode(rows)
-	t.logSkipped(ctx, source.Name(), events.Skipped, len(rows))
-	return events, nil
+	enricher.FillParents(events, rows)
 }
 
 // logSkipped logs the skipped rows of a source, at most once per

@@ -147,7 +147,7 @@ func TestGenerateNoDetection(t *testing.T) {
 			rows, err := windowsTable(q).Generate(t.Context(), table.QueryContext{})
 			require.NoError(t, err)
 			require.Empty(t, rows, rowJSON(rows))
-			require.Len(t, q.sent(), 3, "the time query and one query per source")
+			require.Len(t, q.sent(), 4, "the time query and one query per source")
 		})
 	}
 }
@@ -204,22 +204,24 @@ func TestGenerateSubQueries(t *testing.T) {
 	require.Equal(t, []string{
 		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'microsoft-windows-sysmon/operational' AND eventid IN (1,3) ORDER BY time DESC LIMIT 100000",
 		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'security' AND eventid IN (4688,5156) ORDER BY time DESC LIMIT 100000",
+		"SELECT type, pid, ppid, path, cmdline, username, time, time_windows, header_pid, process_sequence_number, parent_process_sequence_number FROM process_etw_events WHERE time >= 1600618555 AND type = 'ProcessStart' ORDER BY time DESC LIMIT 100000",
 	}, constrained.sent())
 
 	bounded := &recordingQuerier{next: e}
 	_, err = windowsTable(bounded).Generate(t.Context(), timeConstraint(table.OperatorEquals, strconv.Itoa(empireChildSecond)))
 	require.NoError(t, err)
-	require.Len(t, bounded.sent(), 2)
+	require.Len(t, bounded.sent(), 3)
 	require.Contains(t, bounded.sent()[0], "WHERE time >= 1600618555 AND time <= 1600618676 AND ")
 
 	unconstrained := &recordingQuerier{next: e}
 	_, err = windowsTable(unconstrained).Generate(t.Context(), table.QueryContext{})
 	require.NoError(t, err)
 	sent := unconstrained.sent()
-	require.Len(t, sent, 3)
+	require.Len(t, sent, 4)
 	require.Equal(t, "SELECT unix_time FROM time", sent[0])
-	require.Contains(t, sent[1], "WHERE time >= 1600616400 AND ")
-	require.Contains(t, sent[2], "WHERE time >= 1600616400 AND ")
+	for _, sql := range sent[1:] {
+		require.Contains(t, sql, "WHERE time >= 1600616400 AND ")
+	}
 }
 
 func TestGenerateEmptyTimeRange(t *testing.T) {
@@ -253,12 +255,21 @@ func TestGenerateSourceFailure(t *testing.T) {
 	require.Equal(t, "9028", rows[0]["pid"])
 	require.Equal(t, "security", rows[0]["process_sources"])
 
-	allFail := &recordingQuerier{next: e, fail: "windows_events"}
+	// Without windows_events only the ETW process starts remain, and no
+	// source of connections: the detection is blind and must report it.
+	connectionsFail := &recordingQuerier{next: e, fail: "windows_events"}
+	_, err = windowsTable(connectionsFail).Generate(t.Context(), table.QueryContext{})
+	require.Error(t, err)
+	require.ErrorContains(t, err, "no source of inbound connections could be read")
+	require.ErrorContains(t, err, "sysmon: querying windows_events")
+	require.ErrorContains(t, err, "security: querying windows_events")
+	require.ErrorContains(t, err, "remote_service_launch_sources")
+
+	allFail := &recordingQuerier{next: e, fail: "_events"}
 	_, err = windowsTable(allFail).Generate(t.Context(), table.QueryContext{})
 	require.Error(t, err)
 	require.ErrorContains(t, err, "reading every event source failed")
-	require.ErrorContains(t, err, "sysmon: querying windows_events")
-	require.ErrorContains(t, err, "security: querying windows_events")
+	require.ErrorContains(t, err, "etw: querying process_etw_events")
 }
 
 // TestGenerateErrorThroughPlugin checks the message osquery shows when
@@ -267,7 +278,7 @@ func TestGenerateErrorThroughPlugin(t *testing.T) {
 	t.Parallel()
 
 	e := openEmptyEngine(t)
-	attach(t, e, windowsTable(&recordingQuerier{next: e, fail: "windows_events"}))
+	attach(t, e, windowsTable(&recordingQuerier{next: e, fail: "_events"}))
 
 	_, err := e.QueryRows(t.Context(), "SELECT * FROM remote_service_launches WHERE time >= 1")
 	require.Error(t, err)
@@ -285,7 +296,7 @@ func TestGenerateWallClockFallback(t *testing.T) {
 	require.Empty(t, rows)
 
 	sent := q.sent()
-	require.Len(t, sent, 3)
+	require.Len(t, sent, 4)
 	require.Contains(t, sent[1], "time >= ")
 	require.NotContains(t, sent[1], "time >= (-", "the bound is an hour before the wall clock, not before 0")
 }
