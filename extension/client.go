@@ -21,8 +21,9 @@ const queryBufferSize = 64 * 1024
 // osquery-go's ExtensionManagerClient for the tables' queries because that
 // client reads responses straight from the socket, one read system call
 // per Thrift field: 100,000 windows_events rows took seconds to read.
-// queryClient buffers the socket and otherwise behaves the same: one call at
-// a time, osquery-go's lock and its error texts.
+// queryClient buffers the socket and reads strings with resultProtocol, and
+// otherwise behaves the same: one call at a time, osquery-go's lock and its
+// error texts.
 type queryClient struct {
 	transport *thrift.TBufferedTransport
 	client    *gen.ExtensionManagerClient
@@ -33,7 +34,7 @@ type queryClient struct {
 }
 
 // dialQueryClient connects to osqueryd's socket. timeout bounds the wait for
-// the socket and every read and write on it; a call whose context has no
+// the socket and every read and write on it. A call whose context has no
 // deadline waits at most waitTime for another call to finish.
 func dialQueryClient(socket string, timeout, waitTime time.Duration) (*queryClient, error) {
 	if waitTime > timeout {
@@ -46,7 +47,7 @@ func dialQueryClient(socket string, timeout, waitTime time.Duration) (*queryClie
 	buffered := thrift.NewTBufferedTransport(conn, queryBufferSize)
 	return &queryClient{
 		transport: buffered,
-		client:    gen.NewExtensionManagerClientFactory(buffered, thrift.NewTBinaryProtocolFactoryConf(nil)),
+		client:    gen.NewExtensionManagerClientProtocol(buffered, newResultProtocol(buffered), thrift.NewTBinaryProtocolConf(buffered, nil)),
 		lock:      osquery.NewLocker(waitTime, timeout),
 	}, nil
 }

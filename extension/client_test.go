@@ -55,10 +55,12 @@ func TestRunReturnsLargeTable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
+		// Pings once a second, so that a slow machine does not fail a
+		// ping while the large response is written.
 		done <- Run(ctx, Config{
 			Socket:   server.Path(),
-			Timeout:  time.Second,
-			Interval: 200 * time.Millisecond,
+			Timeout:  3 * time.Second,
+			Interval: time.Second,
 			Logger:   testLogger(t),
 			Tables:   largeTable,
 		})
