@@ -18,8 +18,10 @@ import (
 	"github.com/svclaunch/svclaunch/extension"
 	"github.com/svclaunch/svclaunch/internal/hunt"
 	"github.com/svclaunch/svclaunch/internal/osq"
+	"github.com/svclaunch/svclaunch/internal/sourcehealth"
 	"github.com/svclaunch/svclaunch/pack"
 	"github.com/svclaunch/svclaunch/tables/remoteservicelaunches"
+	"github.com/svclaunch/svclaunch/tables/remoteservicelaunchsources"
 )
 
 // Exit codes.
@@ -107,9 +109,17 @@ func runExtension(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-// tablePlugins returns every table the extension registers.
+// tablePlugins returns every table the extension registers. With a
+// querier, the detection reads only the sources osquery reports enabled.
+// remote_service_launch_sources reports on the detection's sources and
+// shares its discovery cache and read statistics.
 func tablePlugins(cfg remoteservicelaunches.Config) []*table.Plugin {
-	return []*table.Plugin{remoteservicelaunches.New(cfg).Plugin()}
+	if cfg.Discovery == nil && cfg.Querier != nil {
+		cfg.Discovery = sourcehealth.NewDiscovery(cfg.Querier, sourcehealth.DiscoveryOptions{Logger: cfg.Logger})
+	}
+	launches := remoteservicelaunches.New(cfg)
+	launchSources := remoteservicelaunchsources.New(remoteservicelaunchsources.ConfigFor(launches.Config()))
+	return []*table.Plugin{launches.Plugin(), launchSources.Plugin()}
 }
 
 // runSpec prints the spec of every table as a JSON array, in the format of
