@@ -7,11 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osquery/osquery-go/plugin/table"
+
 	"github.com/svclaunch/svclaunch/internal/detect"
 	"github.com/svclaunch/svclaunch/internal/engine"
 	"github.com/svclaunch/svclaunch/internal/output"
 	"github.com/svclaunch/svclaunch/internal/sources"
 	"github.com/svclaunch/svclaunch/tables/remoteservicelaunches"
+	"github.com/svclaunch/svclaunch/tables/remoteservicelaunchsources"
 )
 
 // offlineSourceTimeout bounds each source query of the table. Offline, no
@@ -60,13 +63,18 @@ func attachTables(e *engine.Engine, cmd command, cfg config, s *summary, stderr 
 		LocalHost:        unixHost,
 	})
 
+	// remote_service_launch_sources counts each source's events in the
+	// recording and shows what the detection's last query read.
+	launchSources := remoteservicelaunchsources.New(remoteservicelaunchsources.ConfigFor(detection.Config()))
+
 	visible := map[string][]string{}
-	plugin := detection.Plugin()
-	columns, err := attachPlugin(e, plugin)
-	if err != nil {
-		return nil, fmt.Errorf("attaching table %s: %w", plugin.Name(), err)
+	for _, plugin := range []*table.Plugin{detection.Plugin(), launchSources.Plugin()} {
+		columns, err := attachPlugin(e, plugin)
+		if err != nil {
+			return nil, fmt.Errorf("attaching table %s: %w", plugin.Name(), err)
+		}
+		visible[plugin.Name()] = columns
 	}
-	visible[plugin.Name()] = columns
 	return visible, nil
 }
 
