@@ -63,6 +63,11 @@ func TestETWQueryGolden(t *testing.T) {
 		{
 			name:   "row cap",
 			bounds: sources.Bounds{Lower: 1600618555, MaxRows: 50000},
+			want:   etwColumns + " WHERE time >= 1600618555 AND type = 'ProcessStart' LIMIT 50000",
+		},
+		{
+			name:   "row cap newest first",
+			bounds: sources.Bounds{Lower: 1600618555, MaxRows: 50000, NewestFirst: true},
 			want:   etwColumns + " WHERE time >= 1600618555 AND type = 'ProcessStart' ORDER BY time DESC LIMIT 50000",
 		},
 	}

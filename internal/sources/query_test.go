@@ -22,6 +22,7 @@ func TestQueryGolden(t *testing.T) {
 	lowerOnly := sources.Bounds{Lower: 1600618555}
 	bothBounds := sources.Bounds{Lower: 1600618555, Upper: 1600618676}
 	capped := sources.Bounds{Lower: 1600618555, MaxRows: 50000}
+	newestCapped := sources.Bounds{Lower: 1600618555, MaxRows: 50000, NewestFirst: true}
 
 	tests := []struct {
 		name   string
@@ -39,6 +40,10 @@ func TestQueryGolden(t *testing.T) {
 		},
 		{
 			name: "sysmon row cap", source: sources.NewSysmon(), bounds: capped,
+			want: sysmonColumns + " WHERE time >= 1600618555 AND lower(source) = 'microsoft-windows-sysmon/operational' AND eventid IN (1,3) LIMIT 50000",
+		},
+		{
+			name: "sysmon row cap newest first", source: sources.NewSysmon(), bounds: newestCapped,
 			want: sysmonColumns + " WHERE time >= 1600618555 AND lower(source) = 'microsoft-windows-sysmon/operational' AND eventid IN (1,3) ORDER BY time DESC LIMIT 50000",
 		},
 		{
@@ -63,6 +68,10 @@ func TestQueryGolden(t *testing.T) {
 		},
 		{
 			name: "socket_events row cap", source: sources.NewSocketEvents("web01"), bounds: capped,
+			want: socketColumns + " WHERE time >= 1600618555 AND action = 'accept' LIMIT 50000",
+		},
+		{
+			name: "socket_events row cap newest first", source: sources.NewSocketEvents("web01"), bounds: newestCapped,
 			want: socketColumns + " WHERE time >= 1600618555 AND action = 'accept' ORDER BY time DESC LIMIT 50000",
 		},
 	}
@@ -98,7 +107,7 @@ func TestQueriesRunInEngine(t *testing.T) {
 
 	all := append(sources.Windows(), sources.Unix("web01")...)
 	for _, source := range all {
-		query, err := source.Query(sources.Bounds{Lower: 1, Upper: 2, MaxRows: 10})
+		query, err := source.Query(sources.Bounds{Lower: 1, Upper: 2, MaxRows: 10, NewestFirst: true})
 		require.NoError(t, err)
 
 		rows, err := e.QueryRows(t.Context(), query)

@@ -379,23 +379,36 @@ func blindness(covered sourcehealth.Role, failures, unavailable []error) error {
 // readSource reads and decodes one source and records the outcome in
 // Stats.
 func (t *Table) readSource(ctx context.Context, source sources.Source, bounds sources.Bounds) (*sources.Events, error) {
-	query, err := source.Query(bounds)
-	if err != nil {
-		t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), Err: err.Error()})
-		return nil, err
-	}
-
+	// One deadline covers both reads of a capped source, so that the
+	// source takes no longer than SourceTimeout.
 	queryCtx, cancel := context.WithTimeout(ctx, t.cfg.SourceTimeout)
 	defer cancel()
 
-	rows, err := t.cfg.Querier.QueryRows(queryCtx, query)
+	// The first read is unordered, because ordering costs osquery a sort of
+	// every matching row. It requests one row more than the cap, which
+	// shows whether the cap drops any.
+	unordered := bounds
+	if unordered.MaxRows > 0 {
+		unordered.MaxRows++
+	}
+	rows, err := t.querySource(queryCtx, source, unordered)
 	if err != nil {
-		err = fmt.Errorf("querying %s: %w", source.Table(), err)
 		t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), Err: err.Error()})
 		return nil, err
 	}
+
+	capped := bounds.MaxRows > 0 && len(rows) > bounds.MaxRows
+	if capped {
+		// Read again newest first, so that the cap drops the oldest rows.
+		newest := bounds
+		newest.NewestFirst = true
+		if rows, err = t.querySource(queryCtx, source, newest); err != nil {
+			t.cfg.Stats.Record(source.Name(), sourcehealth.Read{Time: time.Now(), Err: err.Error()})
+			return nil, err
+		}
+	}
 	read := sourcehealth.Read{Rows: len(rows)}
-	if bounds.MaxRows > 0 && len(rows) >= bounds.MaxRows {
+	if capped {
 		read.RowCap = bounds.MaxRows
 		t.logger.WarnContext(ctx, "source row cap reached, older events were not read",
 			"source", source.Name(), "max_rows", bounds.MaxRows)
@@ -411,6 +424,19 @@ func (t *Table) readSource(ctx context.Context, source sources.Source, bounds so
 	t.cfg.Stats.Record(source.Name(), read)
 	t.logSkipped(ctx, source.Name(), events.Skipped, len(rows))
 	return events, nil
+}
+
+// querySource runs the source's query within bounds.
+func (t *Table) querySource(ctx context.Context, source sources.Source, bounds sources.Bounds) ([]map[string]string, error) {
+	query, err := source.Query(bounds)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.cfg.Querier.QueryRows(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("querying %s: %w", source.Table(), err)
+	}
+	return rows, nil
 }
 
 // fillParents reads the running service control manager processes for a

@@ -202,9 +202,9 @@ func TestGenerateSubQueries(t *testing.T) {
 	_, err := windowsTable(constrained).Generate(t.Context(), timeConstraint(table.OperatorGreaterThanOrEquals, strconv.Itoa(empireChildSecond)))
 	require.NoError(t, err)
 	require.Equal(t, []string{
-		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'microsoft-windows-sysmon/operational' AND eventid IN (1,3) ORDER BY time DESC LIMIT 100000",
-		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'security' AND eventid IN (4688,5156) ORDER BY time DESC LIMIT 100000",
-		"SELECT type, pid, ppid, path, cmdline, username, time, time_windows, header_pid, process_sequence_number, parent_process_sequence_number FROM process_etw_events WHERE time >= 1600618555 AND type = 'ProcessStart' ORDER BY time DESC LIMIT 100000",
+		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'microsoft-windows-sysmon/operational' AND eventid IN (1,3) LIMIT 100001",
+		"SELECT time, datetime, source, computer_name, eventid, data FROM windows_events WHERE time >= 1600618555 AND lower(source) = 'security' AND eventid IN (4688,5156) LIMIT 100001",
+		"SELECT type, pid, ppid, path, cmdline, username, time, time_windows, header_pid, process_sequence_number, parent_process_sequence_number FROM process_etw_events WHERE time >= 1600618555 AND type = 'ProcessStart' LIMIT 100001",
 	}, constrained.sent())
 
 	bounded := &recordingQuerier{next: e}
