@@ -120,10 +120,13 @@ func endOfValue(text []byte, i int) int {
 	}
 }
 
-// unquote decodes a valid JSON string literal, quotes included.
+// unquote decodes a valid JSON string literal, quotes included. Like
+// encoding/json, it replaces each byte that is not valid UTF-8 with U+FFFD,
+// because osquery's own rows, converted from Windows' UTF-16, are valid
+// UTF-8.
 func unquote(quoted []byte) string {
 	inner := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner)
 	}
 
@@ -131,6 +134,16 @@ func unquote(quoted []byte) string {
 	sb.Grow(len(inner))
 	for i := 0; i < len(inner); i++ {
 		c := inner[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(inner[i:])
+			if r == utf8.RuneError && size == 1 {
+				sb.WriteRune(utf8.RuneError)
+			} else {
+				sb.Write(inner[i : i+size])
+			}
+			i += size - 1
+			continue
+		}
 		if c != '\\' {
 			sb.WriteByte(c)
 			continue
