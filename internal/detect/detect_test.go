@@ -440,6 +440,36 @@ func TestDetectTwoSources(t *testing.T) {
 	require.Equal(t, "ms", d.Precision)
 }
 
+// Events loaded twice, as from overlapping exports, give one detection
+// with the pid that only the Security record carries.
+func TestDetectDuplicateEvents(t *testing.T) {
+	t.Parallel()
+
+	sysmonChild := child(578*time.Millisecond, func(p *detect.ProcessStart) { p.PID = detect.UnknownPID })
+	securityChild := child(0, func(p *detect.ProcessStart) {
+		p.Instance, p.ParentInstance = "", ""
+		p.Time = detect.Timestamp{UnixNano: base.Add(578*time.Millisecond + 1234).UnixNano(), Resolution: detect.ResolutionFiletime}
+		p.Sources = []string{detect.SourceSecurity}
+	})
+	sysmonConn := conn(0, func(c *detect.Connection) { c.PID = detect.UnknownPID })
+	securityConn := conn(0, func(c *detect.Connection) {
+		c.Instance = ""
+		c.Time = detect.Timestamp{UnixNano: base.Add(1234).UnixNano(), Resolution: detect.ResolutionFiletime}
+		c.Sources = []string{detect.SourceSecurity}
+	})
+
+	got := detect.Detect(
+		[]detect.ProcessStart{sysmonChild, securityChild, sysmonChild, securityChild},
+		[]detect.Connection{sysmonConn, securityConn, sysmonConn, securityConn},
+		detect.DefaultOptions())
+	require.Len(t, got, 1)
+	require.Equal(t, int64(9028), got[0].Process.PID)
+	require.Equal(t, []string{"security", "sysmon"}, got[0].Process.Sources)
+	require.Equal(t, int64(704), got[0].Connection.PID)
+	require.Equal(t, []string{"security", "sysmon"}, got[0].Connection.Sources)
+	require.Equal(t, 1, got[0].ConnectionCount)
+}
+
 func TestDetectOrder(t *testing.T) {
 	t.Parallel()
 

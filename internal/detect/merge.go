@@ -26,7 +26,8 @@ const mergeLookback = 8
 // line. In both cases their times must lie within MergeSlack, their parent
 // pids must agree where both are known, and their instance keys must agree
 // where both have a key of one kind. Two records from one source merge only
-// when they are duplicates (same pid and time). The merged record lists the
+// when they are exact duplicates (every field equal, whether or not the pid
+// is known) or share a known pid and the time. The merged record lists the
 // union of the sources, takes the time of the finest resolution, fills
 // every empty field from the other records and keeps one instance key of
 // each kind. The input is not modified; the result keeps the input order of
@@ -83,6 +84,7 @@ func mergeProcesses(input []ProcessStart, candidates []int32, sorter *keySorter)
 	}
 	reach := int64(MergeSlack) + coarsest
 	sorter.sort(keys)
+	keys = dropDuplicates(set, keys, sameProcessRecord)
 	open := clusterRuns(keys, reach, nil, joiner(func(a, b *ProcessStart) bool {
 		return a.Host == b.Host && a.PID == b.PID
 	}))
@@ -108,12 +110,21 @@ func mergeProcesses(input []ProcessStart, candidates []int32, sorter *keySorter)
 	}
 	keys = slices.DeleteFunc(keys, func(k groupKey) bool { return !filter.has(k.fingerprint) })
 	sorter.sort(keys)
+	keys = dropDuplicates(set, keys, sameProcessRecord)
 	clusterRuns(keys, reach, open, joiner(func(a, b *ProcessStart) bool {
 		return a.Host == b.Host && a.ParentPID == b.ParentPID &&
 			strings.EqualFold(baseName(a.Path), baseName(b.Path)) && a.Cmdline == b.Cmdline
 	}))
 	set.compact()
 	return set
+}
+
+// sameProcessRecord reports whether two records are equal in every field.
+func sameProcessRecord(a, b *ProcessStart) bool {
+	return a.Time == b.Time && a.PID == b.PID && a.ParentPID == b.ParentPID && a.HeaderPID == b.HeaderPID &&
+		a.Host == b.Host && a.Instance == b.Instance && a.ParentInstance == b.ParentInstance &&
+		a.Path == b.Path && a.ParentPath == b.ParentPath && a.Cmdline == b.Cmdline && a.Username == b.Username &&
+		slices.Equal(a.Sources, b.Sources)
 }
 
 // imageFingerprint groups processes by host, parent pid, image base name
@@ -142,7 +153,9 @@ func canMergeProcesses(a, b *ProcessStart) bool {
 	}
 
 	// A source reports a process once, so two of its records are two
-	// processes, unless they are the same record delivered twice.
+	// processes, unless they are the same record delivered twice. Exact
+	// duplicates are dropped before clustering, so this check adds only
+	// records of one known pid and time that differ in another field.
 	if sharesSource(a.Sources, b.Sources) {
 		return a.Time == b.Time && a.PID != UnknownPID && a.PID == b.PID
 	}
@@ -189,6 +202,7 @@ func mergeConnections(input []Connection, candidates []int32, keys []groupKey, c
 	set := newMergeSet(input, candidates)
 	var arena sourceArena
 	sorter.sort(keys)
+	keys = dropDuplicates(set, keys, sameConnectionRecord)
 	clusterRuns(keys, int64(MergeSlack)+coarsest, nil, func(cluster, ref int32) (int32, bool) {
 		a, b := set.at(cluster), set.at(ref)
 		if !sameEndpoints(a, b) || !canMergeConnections(a, b) {
@@ -199,6 +213,15 @@ func mergeConnections(input []Connection, candidates []int32, keys []groupKey, c
 	})
 	set.compact()
 	return set
+}
+
+// sameConnectionRecord reports whether two records are equal in every field.
+func sameConnectionRecord(a, b *Connection) bool {
+	return a.Time == b.Time && a.PID == b.PID && a.Inbound == b.Inbound &&
+		a.LocalPort == b.LocalPort && a.RemotePort == b.RemotePort && a.Host == b.Host &&
+		a.Instance == b.Instance && a.Path == b.Path && a.Protocol == b.Protocol &&
+		a.LocalAddress == b.LocalAddress && a.RemoteAddress == b.RemoteAddress &&
+		slices.Equal(a.Sources, b.Sources)
 }
 
 // sameEndpoints reports whether two connections have the same host,

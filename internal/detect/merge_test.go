@@ -1,6 +1,8 @@
 package detect_test
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +31,7 @@ func TestMergeProcesses(t *testing.T) {
 	t.Parallel()
 
 	noPID := func(p *detect.ProcessStart) { p.PID = detect.UnknownPID }
+	noInstance := func(p *detect.ProcessStart) { p.Instance, p.ParentInstance = "", "" }
 	tests := []struct {
 		name  string
 		procs []detect.ProcessStart
@@ -78,7 +81,41 @@ func TestMergeProcesses(t *testing.T) {
 		{name: "security first", procs: []detect.ProcessStart{securityChild(), child(-980*time.Millisecond, noPID)}, want: 1},
 		{name: "one source twice", procs: []detect.ProcessStart{child(0), child(time.Millisecond)}, want: 2},
 		{name: "duplicate record", procs: []detect.ProcessStart{child(0), child(0)}, want: 1},
-		{name: "duplicate without pid", procs: []detect.ProcessStart{child(0, noPID), child(0, noPID)}, want: 2},
+		{name: "duplicate without pid", procs: []detect.ProcessStart{child(0, noPID), child(0, noPID)}, want: 1},
+		{name: "duplicate without pid or instance", procs: []detect.ProcessStart{child(0, noPID, noInstance), child(0, noPID, noInstance)}, want: 1},
+		{name: "one source twice without pid", procs: []detect.ProcessStart{child(0, noPID), child(time.Millisecond, noPID)}, want: 2},
+		{
+			name: "one source without pid, other instance",
+			procs: []detect.ProcessStart{
+				child(0, noPID),
+				child(0, noPID, func(p *detect.ProcessStart) { p.Instance = "{other-child-guid}" }),
+			},
+			want: 2,
+		},
+		{
+			name: "one source without pid, other user",
+			procs: []detect.ProcessStart{
+				child(0, noPID, noInstance),
+				child(0, noPID, noInstance, func(p *detect.ProcessStart) { p.Username = "WORKSTATION6$" }),
+			},
+			want: 2,
+		},
+		{
+			name: "two sources loaded twice",
+			procs: []detect.ProcessStart{
+				child(578*time.Millisecond, noPID), securityChild(),
+				child(578*time.Millisecond, noPID), securityChild(),
+			},
+			want: 1,
+		},
+		{
+			name: "two sources with pid loaded twice",
+			procs: []detect.ProcessStart{
+				child(578 * time.Millisecond), securityChild(func(p *detect.ProcessStart) { p.Time = ms(base) }),
+				child(578 * time.Millisecond), securityChild(func(p *detect.ProcessStart) { p.Time = ms(base) }),
+			},
+			want: 1,
+		},
 		{
 			name: "three sources",
 			procs: []detect.ProcessStart{
@@ -99,6 +136,43 @@ func TestMergeProcesses(t *testing.T) {
 
 			got := detect.MergeProcesses(tt.procs)
 			require.Len(t, got, tt.want)
+		})
+	}
+}
+
+// Two records of one source without a pid merge only when every field is
+// equal: a record that differs in any one field is another process.
+func TestMergeProcessesDuplicateEveryField(t *testing.T) {
+	t.Parallel()
+
+	record := child(0, func(p *detect.ProcessStart) {
+		p.PID = detect.UnknownPID
+		p.Instance, p.ParentInstance = "", ""
+	})
+	require.Len(t, detect.MergeProcesses([]detect.ProcessStart{record, record}), 1)
+
+	fields := reflect.TypeFor[detect.ProcessStart]()
+	for i := range fields.NumField() {
+		name := fields.Field(i).Name
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+
+			other := record
+			other.Sources = slices.Clone(record.Sources)
+			switch value := reflect.ValueOf(&other).Elem().Field(i); value.Interface().(type) {
+			case string:
+				value.SetString(value.String() + "2")
+			case int64:
+				value.SetInt(value.Int() + 1)
+			case detect.Timestamp:
+				other.Time.UnixNano += int64(time.Millisecond)
+			case []string:
+				other.Sources = append(other.Sources, detect.SourceETW)
+			default:
+				t.Fatalf("field %s has type %s, which this test cannot change: add a case", name, value.Type())
+			}
+
+			require.Len(t, detect.MergeProcesses([]detect.ProcessStart{record, other}), 2)
 		})
 	}
 }
@@ -193,6 +267,21 @@ func TestMergeConnections(t *testing.T) {
 		{name: "gap after 5.001 s", conns: []detect.Connection{conn(6982 * time.Millisecond), security()}, want: 2},
 		{name: "one source twice", conns: []detect.Connection{conn(0), conn(time.Millisecond)}, want: 2},
 		{name: "duplicate record", conns: []detect.Connection{conn(0), conn(0)}, want: 1},
+		{name: "duplicate without pid", conns: []detect.Connection{conn(0, noPID), conn(0, noPID)}, want: 1},
+		{name: "one source twice without pid", conns: []detect.Connection{conn(0, noPID), conn(time.Millisecond, noPID)}, want: 2},
+		{
+			name:  "two sources loaded twice",
+			conns: []detect.Connection{conn(0, noPID), security(), conn(0, noPID), security()},
+			want:  1,
+		},
+		{
+			name: "two sources with pid loaded twice",
+			conns: []detect.Connection{
+				conn(0), security(func(c *detect.Connection) { c.Time = ms(base.Add(time.Second)) }),
+				conn(0), security(func(c *detect.Connection) { c.Time = ms(base.Add(time.Second)) }),
+			},
+			want: 1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -169,6 +169,44 @@ func clusterRuns(keys []groupKey, reach int64, open []openCluster, merge func(cl
 	return open
 }
 
+// dropDuplicates removes from keys, sorted as for clusterRuns, every input
+// record equal to an earlier input record of the same fingerprint and time,
+// and marks it absorbed into that record. Such a record is one event
+// delivered twice, as when overlapping exports are loaded. Duplicates are
+// removed before clustering because a merged record no longer shows each
+// source's own fields: once one twin has joined a record of another source,
+// the other twin no longer matches it. Records merged in an earlier pass
+// (refs past the input) are kept.
+func dropDuplicates[T any](set *mergeSet[T], keys []groupKey, equal func(a, b *T) bool) []groupKey {
+	kept := keys[:0]
+	run := 0 // the first kept key with the current fingerprint and time
+	for _, key := range keys {
+		if n := len(kept); n > 0 && (kept[n-1].fingerprint != key.fingerprint || kept[n-1].time != key.time) {
+			run = n
+		}
+		if isDuplicate(set, kept[run:], key.i, equal) {
+			set.slot[key.i] = -1
+			continue
+		}
+		kept = append(kept, key)
+	}
+	return kept
+}
+
+// isDuplicate reports whether input record ref equals one of the input
+// records in run.
+func isDuplicate[T any](set *mergeSet[T], run []groupKey, ref int32, equal func(a, b *T) bool) bool {
+	if int(ref) >= len(set.input) {
+		return false
+	}
+	for _, k := range run {
+		if int(k.i) < len(set.input) && equal(&set.input[k.i], &set.input[ref]) {
+			return true
+		}
+	}
+	return false
+}
+
 // allIndices returns 0, 1, ..., n-1.
 func allIndices(n int) []int32 {
 	indices := make([]int32, n)

@@ -61,6 +61,26 @@ func TestDetectSyntheticMatchesReference(t *testing.T) {
 	}
 }
 
+// TestDetectIgnoresDuplicateEvents loads every random event set twice, as
+// overlapping exports would, and expects the detections of loading it once.
+func TestDetectIgnoresDuplicateEvents(t *testing.T) {
+	t.Parallel()
+
+	const sets = 1000
+	found := 0
+	for seed := range uint64(sets) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		procs, conns := randomEvents(rng)
+		opts := randomOptions(rng)
+
+		want := detect.Detect(procs, conns, opts)
+		got := detect.Detect(slices.Concat(procs, procs), slices.Concat(conns, conns), opts)
+		require.Equal(t, want, got, "seed %d", seed)
+		found += len(want)
+	}
+	require.Greater(t, found, sets/10, "detections found")
+}
+
 // referenceDetect applies the rule the slow and obvious way.
 func referenceDetect(procs []detect.ProcessStart, conns []detect.Connection, opts detect.Options) []detect.Detection {
 	mergedProcs := detect.MergeProcesses(procs)

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/svclaunch/svclaunch/internal/engine"
 	"github.com/svclaunch/svclaunch/internal/telemetry"
 	"github.com/svclaunch/svclaunch/internal/telemetry/resultslog"
 	"github.com/svclaunch/svclaunch/internal/testrecordings"
@@ -389,7 +391,7 @@ func TestOutputFormatsRoundTrip(t *testing.T) {
 }
 
 // Overlapping exports store each event once, so a file given twice reports
-// its detection once.
+// its detection once and query counts each event once.
 func TestHuntDropsDuplicateRows(t *testing.T) {
 	t.Parallel()
 
@@ -403,4 +405,48 @@ func TestHuntDropsDuplicateRows(t *testing.T) {
 	requireEmpireDetection(t, rows[0])
 	require.Contains(t, got.stderr, "2 files (nxlog); loaded windows_events 40;")
 	require.Contains(t, got.stderr, "row identical to one loaded before: 40")
+
+	events := query(t, "--format", "csv", path, path, "SELECT count(*) AS events FROM windows_events")
+	require.Equal(t, ExitOK, events.code, events.stderr)
+	require.Equal(t, "events\r\n40\r\n", events.stdout)
+}
+
+// The table reports one detection when every event is stored twice, as
+// happens when rows reach osquery's tables without the loader's duplicate
+// check: the Empire recording's Sysmon events carry no ProcessId, so the
+// detector must merge the two copies without a pid.
+func TestDetectionOfDuplicatedRows(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+
+	batch, err := telemetry.Load(ctx, bytes.NewReader(sample), SampleName, telemetry.Options{})
+	require.NoError(t, err)
+	e, err := engine.Open(ctx, engine.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer e.Close()
+	for table, rows := range batch.Rows {
+		require.NoError(t, e.Insert(ctx, table, rows))
+		require.NoError(t, e.Insert(ctx, table, rows))
+	}
+	stored, err := e.QueryRows(ctx, "SELECT count(*) AS events FROM windows_events")
+	require.NoError(t, err)
+	require.Equal(t, "80", stored[0]["events"], "every event is stored twice")
+
+	s := newSummary()
+	s.addBatch(SampleName, batch)
+	e.SetClock(s.clock)
+	cfg, err := parseFlags(huntCommand, nil, false)
+	require.NoError(t, err)
+	_, err = attachTables(e, huntCommand, cfg, s, io.Discard)
+	require.NoError(t, err)
+
+	rows, err := e.QueryRows(ctx, "SELECT * FROM "+detectionTable)
+	require.NoError(t, err)
+	pids := make([]string, len(rows))
+	for i, row := range rows {
+		pids[i] = row["pid"]
+	}
+	require.Equal(t, []string{"9028"}, pids, "child pids of the detections")
+	requireEmpireDetection(t, rows[0])
+	require.Equal(t, "security,sysmon", rows[0]["process_sources"])
 }

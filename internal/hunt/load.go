@@ -136,7 +136,9 @@ func (l *loader) load(ctx context.Context, in input) error {
 // dropDuplicates returns rows without those identical, in every column, to
 // a row stored before, and counts the dropped ones in skipped. Overlapping
 // exports of one event log, or one file given twice, would otherwise store
-// events twice, where osqueryd stores each event once.
+// events twice, where osqueryd stores each event once, and query would
+// count them twice. The detection does not depend on this check because it
+// merges duplicate events itself.
 func (l *loader) dropDuplicates(table string, rows []map[string]string, skipped map[string]int) []map[string]string {
 	if l.seen == nil {
 		l.seen = map[string]map[[sha256.Size]byte]bool{}
