@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,28 +164,55 @@ func (e *Engine) now() time.Time {
 // also returns their hidden columns (for example windows_events.eid and
 // process_etw_events.time), which osqueryd leaves out.
 func (e *Engine) QueryRows(ctx context.Context, query string) ([]map[string]string, error) {
+	result, err := e.query(ctx, query)
+	return result.rows, err
+}
+
+// QueryColumns runs SQL as QueryRows does and also returns the names of the
+// result columns in the statement's order, which for SELECT * is the table's
+// declared order. The names are returned even when there are no rows. With
+// several statements, the names of all of them follow in order of first
+// appearance. A name that occurs twice is listed once, because a row keeps
+// one value per name (the last, as in QueryRows).
+func (e *Engine) QueryColumns(ctx context.Context, query string) (columns []string, rows []map[string]string, err error) {
+	result, err := e.query(ctx, query)
+	return result.columns, result.rows, err
+}
+
+// queryResult is the output of query.
+type queryResult struct {
+	columns []string
+	rows    []map[string]string
+}
+
+// query runs the statements of query and collects their columns and rows.
+// On error the result is empty.
+func (e *Engine) query(ctx context.Context, query string) (queryResult, error) {
 	statements := splitStatements(query)
-	out := []map[string]string{}
+	result := queryResult{columns: []string{}, rows: []map[string]string{}}
 	if len(statements) == 0 {
-		return out, nil
+		return result, nil
 	}
 	if len(statements) == 1 {
-		return appendRows(ctx, e.db, statements[0], out)
+		if err := result.add(ctx, e.db, statements[0]); err != nil {
+			return queryResult{}, err
+		}
+		return result, nil
 	}
 
 	// Several statements share one connection, so that temporary tables
 	// and other connection state carry over from one to the next.
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
-		return nil, &QueryError{Message: err.Error(), Err: err}
+		return queryResult{}, &QueryError{Message: err.Error(), Err: err}
 	}
 	defer conn.Close()
 	for _, statement := range statements {
-		if out, err = appendRows(ctx, conn, statement, out); err != nil {
-			return nil, err
+		if err := result.add(ctx, conn, statement); err != nil {
+			return queryResult{}, err
 		}
 	}
-	return out, nil
+	return result, nil
 }
 
 // queryer is the query method shared by *sql.DB and *sql.Conn.
@@ -192,38 +220,43 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// appendRows runs one statement and appends its rows to out.
-func appendRows(ctx context.Context, q queryer, statement string, out []map[string]string) ([]map[string]string, error) {
+// add runs one statement and appends its new column names and its rows.
+func (r *queryResult) add(ctx context.Context, q queryer, statement string) error {
 	rows, err := q.QueryContext(ctx, statement)
 	if err != nil {
-		return nil, newQueryError(err)
+		return newQueryError(err)
 	}
 	defer rows.Close()
 
 	names, err := rows.Columns()
 	if err != nil {
-		return nil, newQueryError(err)
+		return newQueryError(err)
 	}
+	for _, name := range names {
+		if !slices.Contains(r.columns, name) {
+			r.columns = append(r.columns, name)
+		}
+	}
+
 	values := make([]any, len(names))
 	pointers := make([]any, len(names))
 	for i := range values {
 		pointers[i] = &values[i]
 	}
-
 	for rows.Next() {
 		if err := rows.Scan(pointers...); err != nil {
-			return nil, newQueryError(err)
+			return newQueryError(err)
 		}
 		row := make(map[string]string, len(names))
 		for i, name := range names {
 			row[name] = formatResult(values[i])
 		}
-		out = append(out, row)
+		r.rows = append(r.rows, row)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, newQueryError(err)
+		return newQueryError(err)
 	}
-	return out, nil
+	return nil
 }
 
 // QueryError is the error of a failed query.

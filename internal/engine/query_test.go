@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/svclaunch/svclaunch/internal/osqueryschema"
 )
 
 func TestSplitStatements(t *testing.T) {
@@ -43,6 +45,78 @@ func TestQueryRowsSeveralStatements(t *testing.T) {
 	rows, err = e.QueryRows(context.Background(), "  ")
 	require.NoError(t, err)
 	require.Empty(t, rows)
+}
+
+func TestQueryColumnsOrder(t *testing.T) {
+	t.Parallel()
+	e := openEngine(t, Options{})
+	ctx := context.Background()
+
+	tests := []struct {
+		name    string
+		sql     string
+		columns []string
+		rows    []map[string]string
+	}{
+		{"select list", "SELECT 2 AS b, 1 AS a, 3 AS c", []string{"b", "a", "c"}, []map[string]string{{"b": "2", "a": "1", "c": "3"}}},
+		{"no rows", "SELECT 1 AS z, 2 AS y WHERE 0", []string{"z", "y"}, []map[string]string{}},
+		{"repeated name", "SELECT 1 AS a, 2 AS b, 3 AS a", []string{"a", "b"}, []map[string]string{{"a": "3", "b": "2"}}},
+		{"several statements", "CREATE TEMP TABLE x(q, p); SELECT 1 AS b; SELECT 2 AS a, 3 AS b; SELECT * FROM x",
+			[]string{"b", "a", "q", "p"}, []map[string]string{{"b": "1"}, {"a": "2", "b": "3"}}},
+		{"empty", " ; ", []string{}, []map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			columns, rows, err := e.QueryColumns(ctx, tt.sql)
+			require.NoError(t, err)
+			require.Equal(t, tt.columns, columns)
+			require.Equal(t, tt.rows, rows)
+		})
+	}
+}
+
+// SELECT * lists a table's columns in their declared order: a stored
+// osquery table's schema order, and an attached table's visible columns.
+func TestQueryColumnsSelectStar(t *testing.T) {
+	t.Parallel()
+	e := openEngine(t, Options{})
+	ctx := context.Background()
+
+	columns, rows, err := e.QueryColumns(ctx, "SELECT * FROM osquery_info")
+	require.NoError(t, err)
+	require.Empty(t, rows)
+	schema, ok := osqueryschema.Lookup("osquery_info")
+	require.True(t, ok)
+	var declared []string
+	for _, c := range schema.Columns {
+		declared = append(declared, c.Name)
+	}
+	require.Equal(t, declared, columns)
+
+	require.NoError(t, e.AttachTable("launches", []Column{
+		{Name: "time", Type: "BIGINT", Options: 4},
+		{Name: "eid", Type: "TEXT", Options: 16},
+		{Name: "pid", Type: "BIGINT"},
+		{Name: "host", Type: "TEXT"},
+	}, func(context.Context, string) ([]map[string]string, error) {
+		return []map[string]string{{"time": "1", "eid": "e", "pid": "2", "host": "h"}}, nil
+	}))
+	columns, rows, err = e.QueryColumns(ctx, "SELECT * FROM launches")
+	require.NoError(t, err)
+	require.Equal(t, []string{"time", "pid", "host"}, columns, "visible columns in declared order")
+	require.Equal(t, []map[string]string{{"time": "1", "pid": "2", "host": "h"}}, rows)
+}
+
+func TestQueryColumnsError(t *testing.T) {
+	t.Parallel()
+	e := openEngine(t, Options{})
+
+	columns, rows, err := e.QueryColumns(context.Background(), "SELECT 1 AS a; SELECT * FROM nope")
+	var queryErr *QueryError
+	require.ErrorAs(t, err, &queryErr)
+	require.Equal(t, "no such table: nope", queryErr.Message)
+	require.Nil(t, columns)
+	require.Nil(t, rows)
 }
 
 func TestQueryErrorMessage(t *testing.T) {

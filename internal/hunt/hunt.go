@@ -133,14 +133,11 @@ func execute(ctx context.Context, cmd command, cfg config, stdin io.Reader, stde
 	if cmd.name == huntCommand.name {
 		query = huntSQL(cfg.since, cfg.until)
 	}
-	rows, err := e.QueryRows(ctx, query)
+	columns, rows, err := e.QueryColumns(ctx, query)
 	if err != nil {
 		return result{}, err
 	}
 
-	// NOTE: engine.QueryRows returns maps, which lose the statement's column
-	// order, so query prints its columns sorted by name.
-	columns := output.ColumnsOf(rows)
 	if cmd.name == huntCommand.name {
 		columns = visible[detectionTable]
 	}

@@ -240,9 +240,47 @@ func TestBundledSampleColumns(t *testing.T) {
 	got := hunt(t, "--format", "csv")
 	require.Equal(t, ExitOK, got.code, got.stderr)
 	header, _, _ := strings.Cut(got.stdout, "\r\n")
-	require.Equal(t, "time,datetime,host,pid,path,cmdline,username,parent,parent_path,connection_time,"+
-		"connection_datetime,protocol,local_address,local_port,remote_address,remote_port,delay_ms,"+
-		"time_precision,connection_count,process_sources,connection_sources", header)
+	require.Equal(t, detectionHeader, header)
+}
+
+// detectionHeader is the CSV header of remote_service_launches: its columns
+// in declared order.
+const detectionHeader = "time,datetime,host,pid,path,cmdline,username,parent,parent_path,connection_time," +
+	"connection_datetime,protocol,local_address,local_port,remote_address,remote_port,delay_ms," +
+	"time_precision,connection_count,process_sources,connection_sources"
+
+// query prints columns in the order of the statement's result, not sorted
+// by name.
+func TestQueryColumnOrder(t *testing.T) {
+	t.Parallel()
+
+	const statement = "SELECT 'x' AS zeta, 'y' AS alpha, 'z' AS mu"
+	tests := []struct {
+		format string
+		want   string
+	}{
+		{"csv", "zeta,alpha,mu\r\nx,y,z\r\n"},
+		{"json", "[\n  {\"zeta\":\"x\",\"alpha\":\"y\",\"mu\":\"z\"}\n]\n"},
+		{"ndjson", "{\"zeta\":\"x\",\"alpha\":\"y\",\"mu\":\"z\"}\n"},
+		{"table", "+------+-------+----+\n| zeta | alpha | mu |\n+------+-------+----+\n| x    | y     | z  |\n+------+-------+----+\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			t.Parallel()
+			got := query(t, "--quiet", "--format", tt.format, statement)
+			require.Equal(t, ExitOK, got.code, got.stderr)
+			require.Equal(t, tt.want, got.stdout)
+		})
+	}
+
+	star := query(t, "--quiet", "--format", "csv", "SELECT * FROM remote_service_launches")
+	require.Equal(t, ExitOK, star.code, star.stderr)
+	header, _, _ := strings.Cut(star.stdout, "\r\n")
+	require.Equal(t, detectionHeader, header, "SELECT * gives the table's declared order")
+
+	none := query(t, "--quiet", "--format", "csv", "SELECT pid, host FROM remote_service_launches WHERE 0")
+	require.Equal(t, ExitOK, none.code, none.stderr)
+	require.Equal(t, "pid,host\r\n", none.stdout, "an empty result still has its header")
 }
 
 func TestHuntTimeBounds(t *testing.T) {
