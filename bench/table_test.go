@@ -181,7 +181,7 @@ func startFixture(b *testing.B, fleet *fleetRows, tableSources ...sources.Source
 		b.Fatal(err)
 	}
 	eng.SetClock(fleet.clock)
-	attachInterfaceAddresses(b, eng)
+	insertInterfaceAddresses(b, eng)
 
 	server, err := osquerytest.Start(ctx, eng, osquerytest.Options{})
 	if err != nil {
@@ -226,20 +226,14 @@ func startFixture(b *testing.B, fleet *fleetRows, tableSources ...sources.Source
 // connection. No event of the fleet comes from them.
 var collectorAddresses = []string{"127.0.0.1", "::1", "10.250.0.10"}
 
-// attachInterfaceAddresses attaches osquery's interface_addresses table
-// (columns from osquery's specs/interface_addresses.table), which the
-// engine's schemas lack, with the collector's addresses.
-func attachInterfaceAddresses(b *testing.B, eng *engine.Engine) {
-	var columns []engine.Column
-	for _, name := range []string{"interface", "address", "mask", "broadcast", "point_to_point", "type", "friendly_name"} {
-		columns = append(columns, engine.Column{Name: name, Type: "TEXT"})
-	}
+// insertInterfaceAddresses stores the collector's addresses in the engine's
+// interface_addresses table.
+func insertInterfaceAddresses(b *testing.B, eng *engine.Engine) {
 	rows := make([]map[string]string, 0, len(collectorAddresses))
 	for _, address := range collectorAddresses {
 		rows = append(rows, map[string]string{"interface": "Ethernet", "address": address, "type": "dhcp"})
 	}
-	generate := func(context.Context, string) ([]map[string]string, error) { return rows, nil }
-	if err := eng.AttachTable("interface_addresses", columns, generate); err != nil {
+	if err := eng.Insert(context.Background(), "interface_addresses", rows); err != nil {
 		b.Fatal(err)
 	}
 }

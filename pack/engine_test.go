@@ -78,27 +78,20 @@ func emptyEngine(t *testing.T, hostAddresses ...string) *engine.Engine {
 	})
 	attachPlugin(t, e, launches.Plugin())
 	attachSourcesStandIn(t, e)
-	attachInterfaceAddresses(t, e, hostAddresses)
+	insertInterfaceAddresses(t, e, hostAddresses)
 	return e
 }
 
-// attachInterfaceAddresses attaches osquery's interface_addresses table with
-// one row per address, so the hunt can tell the host's side of a connection.
-// NOTE: the engine's schemas do not include interface_addresses yet, so the
-// test attaches it with osquery's columns (specs/interface_addresses.table).
-func attachInterfaceAddresses(t *testing.T, e *engine.Engine, addresses []string) {
+// insertInterfaceAddresses stores one interface_addresses row per address in
+// the engine's osquery table, so the hunt can tell the host's side of a
+// connection.
+func insertInterfaceAddresses(t *testing.T, e *engine.Engine, addresses []string) {
 	t.Helper()
-	var columns []engine.Column
-	for _, name := range []string{"interface", "address", "mask", "broadcast", "point_to_point", "type", "friendly_name"} {
-		columns = append(columns, engine.Column{Name: name, Type: "TEXT"})
-	}
-
 	rows := make([]map[string]string, 0, len(addresses))
 	for _, address := range addresses {
-		rows = append(rows, map[string]string{"interface": "Ethernet", "address": address, "type": "dhcp"})
+		rows = append(rows, map[string]string{"interface": "Ethernet", "address": address, "type": "dhcp", "friendly_name": "Ethernet"})
 	}
-	generate := func(context.Context, string) ([]map[string]string, error) { return rows, nil }
-	require.NoError(t, e.AttachTable("interface_addresses", columns, generate))
+	require.NoError(t, e.Insert(t.Context(), "interface_addresses", rows))
 }
 
 // attachPlugin makes a table plugin queryable in the engine through its

@@ -53,7 +53,7 @@ func TestAllTables(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{
-		"osquery_events", "osquery_extensions", "osquery_flags", "osquery_info", "osquery_registry",
+		"interface_addresses", "osquery_events", "osquery_extensions", "osquery_flags", "osquery_info", "osquery_registry",
 		"process_etw_events", "process_events", "processes", "socket_events", "time", "windows_events",
 	}, names)
 }
@@ -82,6 +82,8 @@ func TestColumnFacts(t *testing.T) {
 		{"processes", "pid", "BIGINT", "BIGINT", OptionIndex | OptionOptimized},
 		{"time", "unix_time", "INTEGER", "INTEGER", 0},
 		{"osquery_info", "version", "TEXT", "TEXT", OptionCollateVersion},
+		{"interface_addresses", "address", "TEXT", "TEXT", 0},
+		{"interface_addresses", "friendly_name", "TEXT", "TEXT", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.table+"."+tt.column, func(t *testing.T) {
@@ -114,6 +116,23 @@ func TestForPlatformHidesOtherColumns(t *testing.T) {
 
 	original, _ := events.Column("syscall")
 	require.False(t, original.Hidden(), "ForPlatform must not change the stored schema")
+}
+
+func TestInterfaceAddressesColumns(t *testing.T) {
+	t.Parallel()
+	table, ok := Lookup("interface_addresses")
+	require.True(t, ok)
+
+	var names []string
+	for _, c := range table.Columns {
+		names = append(names, c.Name)
+	}
+	require.Equal(t, []string{"interface", "address", "mask", "broadcast", "point_to_point", "type", "friendly_name"}, names)
+
+	friendlyName, _ := table.ForPlatform(PlatformWindows).Column("friendly_name")
+	require.False(t, friendlyName.Hidden(), "windows friendly_name")
+	friendlyName, _ = table.ForPlatform(PlatformLinux).Column("friendly_name")
+	require.True(t, friendlyName.Hidden(), "linux friendly_name")
 }
 
 func TestCreateTableSQL(t *testing.T) {

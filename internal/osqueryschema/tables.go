@@ -5,9 +5,9 @@ package osqueryschema
 // specs/windows/process_etw_events.table, specs/posix/process_events.table,
 // specs/posix/socket_events.table, specs/processes.table and
 // specs/utility/{osquery_registry,osquery_extensions,osquery_events,
-// osquery_flags,osquery_info,time}.table. Table platforms come from
-// specs/CMakeLists.txt. Keep descriptions verbatim so they can be compared
-// with the specs.
+// osquery_flags,osquery_info,time}.table, and specs/interface_addresses.table
+// at commit f92404fe5. Table platforms come from specs/CMakeLists.txt. Keep
+// descriptions verbatim so they can be compared with the specs.
 var tables = []Table{
 	{
 		Name:        "windows_events",
@@ -165,6 +165,21 @@ var tables = []Table{
 			{Name: "cpu_subtype", Type: "INTEGER", Description: "Indicates the specific processor on which an entry may be used.", Platforms: []string{PlatformDarwin}},
 			{Name: "translated", Type: "INTEGER", Description: "Indicates whether the process is running under the Rosetta Translation Environment, yes=1, no=0, error=-1.", Platforms: []string{PlatformDarwin}},
 			{Name: "cgroup_path", Type: "TEXT", Description: "The full hierarchical path of the process's control group", Platforms: []string{PlatformLinux}},
+		},
+	},
+	{
+		Name:        "interface_addresses",
+		Description: "Network interfaces and relevant metadata.",
+		Attributes:  AttributeCacheable,
+		Platforms:   []string{PlatformLinux, PlatformDarwin, PlatformWindows},
+		Columns: []Column{
+			{Name: "interface", Type: "TEXT", Description: "Interface name"},
+			{Name: "address", Type: "TEXT", Description: "Specific address for interface"},
+			{Name: "mask", Type: "TEXT", Description: "Interface netmask"},
+			{Name: "broadcast", Type: "TEXT", Description: "Broadcast address for the interface"},
+			{Name: "point_to_point", Type: "TEXT", Description: "PtP address for the interface"},
+			{Name: "type", Type: "TEXT", Description: "Type of address. One of dhcp, manual, auto, other, unknown"},
+			{Name: "friendly_name", Type: "TEXT", Description: "The friendly display name of the interface.", Platforms: []string{PlatformWindows}},
 		},
 	},
 	{
