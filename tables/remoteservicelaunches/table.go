@@ -407,6 +407,13 @@ func (t *Table) readSource(ctx context.Context, source sources.Source, bounds so
 			return nil, err
 		}
 	}
+	if bounds.MaxRows > 0 && len(rows) > bounds.MaxRows {
+		// A querier that ignores LIMIT must not make the table decode and
+		// correlate more rows than the cap, which bounds its memory. The
+		// copy lets the dropped rows go without changing the querier's
+		// slice.
+		rows = slices.Clone(rows[:bounds.MaxRows])
+	}
 	read := sourcehealth.Read{Rows: len(rows)}
 	if capped {
 		read.RowCap = bounds.MaxRows
