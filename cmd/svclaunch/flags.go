@@ -33,6 +33,9 @@ type extensionFlags struct {
 	clockTolerance  time.Duration
 	lookback        time.Duration
 	sources         string
+	// maxRowsPerSource caps the rows read from each event source in one
+	// table call.
+	maxRowsPerSource int
 }
 
 // Values of --sources.
@@ -52,11 +55,12 @@ func (f extensionFlags) tableConfig(q osq.Querier, logger *slog.Logger) remotese
 	options.IncludeLoopback = f.includeLoopback
 	options.ClockTolerance = f.clockTolerance
 	return remoteservicelaunches.Config{
-		Querier:  q,
-		Options:  options,
-		Lookback: f.lookback,
-		Logger:   logger,
-		Sources:  eventSources(f.sources),
+		Querier:          q,
+		Options:          options,
+		Lookback:         f.lookback,
+		MaxRowsPerSource: f.maxRowsPerSource,
+		Logger:           logger,
+		Sources:          eventSources(f.sources),
 	}
 }
 
@@ -87,7 +91,7 @@ const envPrefix = "SVCLAUNCH_"
 // extensions.load file holds only paths, so for an autoloaded extension
 // the environment that osqueryd passes on is the only way to set them.
 // osqueryd always passes socket, timeout and interval itself.
-var envFlags = []string{"verbose", "generate-timeout", "window", "parent-name", "include-loopback", "clock-tolerance", "lookback", "sources"}
+var envFlags = []string{"verbose", "generate-timeout", "window", "parent-name", "include-loopback", "clock-tolerance", "lookback", "sources", "max-rows-per-source"}
 
 // envName returns the environment variable of a flag.
 func envName(flagName string) string {
@@ -111,6 +115,7 @@ func newExtensionFlagSet(f *extensionFlags) (*flag.FlagSet, *nameList) {
 	fs.BoolVar(&f.includeLoopback, "include-loopback", false, "also count connections from the host itself (127.0.0.0/8, ::1 and the host's own addresses)")
 	fs.Var(durationValue{&f.clockTolerance, "clock tolerance", 0}, "clock-tolerance", "`DURATION` by which a child may start before its connection's timestamp, for sources that stamp connections late, as a Go duration such as 200ms")
 	fs.Var(durationValue{&f.lookback, "lookback", time.Second}, "lookback", "how far back, as a Go `DURATION`, a query without a constraint on time reads the event tables")
+	fs.Var(positiveInt{&f.maxRowsPerSource, "row cap"}, "max-rows-per-source", "maximum `ROWS` read from each event source in one table call, which bounds memory; when a source has more, the oldest are dropped, which is logged and shown in remote_service_launch_sources")
 	fs.Func("sources", "`SET` of event tables to read: auto (those of this platform), windows (Sysmon and Security events in windows_events), unix (process_events and socket_events) or all (default auto)", func(value string) error {
 		switch value {
 		case sourcesAuto, sourcesWindows, sourcesUnix, sourcesAll:
@@ -128,15 +133,16 @@ func newExtensionFlagSet(f *extensionFlags) (*flag.FlagSet, *nameList) {
 func defaultExtensionFlags() extensionFlags {
 	options := detect.DefaultOptions()
 	return extensionFlags{
-		timeout:         extension.DefaultTimeout,
-		interval:        extension.DefaultInterval,
-		generateTimeout: extension.DefaultGenerateTimeout,
-		window:          options.Window,
-		parentNames:     options.ParentNames,
-		includeLoopback: options.IncludeLoopback,
-		clockTolerance:  options.ClockTolerance,
-		lookback:        remoteservicelaunches.DefaultLookback,
-		sources:         sourcesAuto,
+		timeout:          extension.DefaultTimeout,
+		interval:         extension.DefaultInterval,
+		generateTimeout:  extension.DefaultGenerateTimeout,
+		window:           options.Window,
+		parentNames:      options.ParentNames,
+		includeLoopback:  options.IncludeLoopback,
+		clockTolerance:   options.ClockTolerance,
+		lookback:         remoteservicelaunches.DefaultLookback,
+		maxRowsPerSource: remoteservicelaunches.DefaultMaxRowsPerSource,
+		sources:          sourcesAuto,
 	}
 }
 
@@ -226,6 +232,28 @@ func (d durationValue) Set(value string) error {
 		return fmt.Errorf("invalid %s %q: give at least %s", d.label, value, d.min)
 	}
 	*d.target = parsed
+	return nil
+}
+
+// positiveInt is a flag.Value for an integer above 0.
+type positiveInt struct {
+	target *int
+	what   string
+}
+
+func (p positiveInt) String() string {
+	if p.target == nil {
+		return ""
+	}
+	return strconv.Itoa(*p.target)
+}
+
+func (p positiveInt) Set(value string) error {
+	n, err := strconv.Atoi(value)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("invalid %s %q: give a whole number above 0", p.what, value)
+	}
+	*p.target = n
 	return nil
 }
 

@@ -88,6 +88,7 @@ func runExtension(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"clock_tolerance", flags.clockTolerance,
 		"lookback", flags.lookback,
 		"sources", flags.sources,
+		"max_rows_per_source", flags.maxRowsPerSource,
 		"generate_timeout", flags.generateTimeout)
 
 	err = extension.Run(ctx, extension.Config{
