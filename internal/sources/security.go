@@ -44,34 +44,16 @@ func (s *Security) Query(bounds Bounds) (string, error) {
 // are otherwise dropped. Times come from the row's datetime, at the
 // resolution its fractional digits give.
 func (s *Security) Decode(rows []map[string]string) *Events {
-	events := NewEvents()
-
-	// The fields of one row are no longer needed once it is decoded, so
-	// every row reuses one buffer.
-	var buf eventData
-	for _, row := range rows {
-		event, reason := parseWindowsRow(row, SecurityChannel, securityEventIDs, buf)
-		if event.data != nil {
-			buf = event.data
-		}
-		if reason != "" {
-			events.skip(reason)
-			continue
-		}
-
+	return decodeWindowsRows(rows, SecurityChannel, securityEventIDs, func(events *Events, event windowsEvent) string {
 		switch event.eventID {
 		case securityProcessCreation:
-			reason = decodeProcessCreation(events, event)
+			return decodeProcessCreation(events, event)
 		case securityWFPConnection:
-			reason = decodeWFPConnection(events, event)
+			return decodeWFPConnection(events, event)
 		default:
-			reason = SkipUnexpectedEvent
+			return SkipUnexpectedEvent
 		}
-		if reason != "" {
-			events.skip(reason)
-		}
-	}
-	return events
+	})
 }
 
 // decodeProcessCreation decodes a 4688 event. Its pids are hexadecimal

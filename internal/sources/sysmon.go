@@ -52,33 +52,16 @@ func (s *Sysmon) Query(bounds Bounds) (string, error) {
 // detect.UnknownPID, and the ProcessGuid still links a connection to the
 // children of the same process.
 func (s *Sysmon) Decode(rows []map[string]string) *Events {
-	events := NewEvents()
-
-	// The fields of one row are no longer needed once it is decoded, so
-	// every row reuses one buffer.
-	var buf eventData
-	for _, row := range rows {
-		event, reason := parseWindowsRow(row, SysmonChannel, sysmonEventIDs, buf)
-		if event.data != nil {
-			buf = event.data
-		}
-		if reason != "" {
-			events.skip(reason)
-			continue
-		}
-
+	events := decodeWindowsRows(rows, SysmonChannel, sysmonEventIDs, func(events *Events, event windowsEvent) string {
 		switch event.eventID {
 		case sysmonProcessCreate:
-			reason = decodeSysmonProcess(events, event)
+			return decodeSysmonProcess(events, event)
 		case sysmonNetworkConnection:
-			reason = decodeSysmonConnection(events, event)
+			return decodeSysmonConnection(events, event)
 		default:
-			reason = SkipUnexpectedEvent
+			return SkipUnexpectedEvent
 		}
-		if reason != "" {
-			events.skip(reason)
-		}
-	}
+	})
 
 	events.Orient()
 	return events

@@ -92,6 +92,32 @@ var (
 // range.
 var errAbsurdTime = errors.New("event time outside 1990..2200")
 
+// decodeWindowsRows parses each windows_events row of one channel and hands
+// it to decodeEvent, which returns a skip reason or "". Every skipped row is
+// counted under its reason.
+func decodeWindowsRows(rows []map[string]string, channel string, eventIDs []int, decodeEvent func(*Events, windowsEvent) string) *Events {
+	events := NewEvents()
+
+	// The fields of one row are no longer needed once it is decoded, so
+	// every row reuses one buffer.
+	var buf eventData
+	for _, row := range rows {
+		event, reason := parseWindowsRow(row, channel, eventIDs, buf)
+		if event.data != nil {
+			buf = event.data
+		}
+		if reason != "" {
+			events.skip(reason)
+			continue
+		}
+
+		if reason := decodeEvent(events, event); reason != "" {
+			events.skip(reason)
+		}
+	}
+	return events
+}
+
 // parseUTCTime parses an event time in UTC: osquery's datetime
 // (`2020-09-20T16:16:56.5970000Z`) or Sysmon's UtcTime
 // (`2020-09-20 16:16:56.597`, UTC without a zone). The resolution follows
