@@ -15,10 +15,13 @@ import (
 
 	"github.com/svclaunch/svclaunch/extension"
 	"github.com/svclaunch/svclaunch/internal/engine"
+	"github.com/svclaunch/svclaunch/internal/sourcehealth"
 	"github.com/svclaunch/svclaunch/internal/sources"
 	"github.com/svclaunch/svclaunch/internal/telemetry"
 	"github.com/svclaunch/svclaunch/internal/testrecordings"
+	"github.com/svclaunch/svclaunch/internal/windowstest"
 	"github.com/svclaunch/svclaunch/tables/remoteservicelaunches"
+	"github.com/svclaunch/svclaunch/tables/remoteservicelaunchsources"
 )
 
 // osqueryEventsExpiry is osqueryd's default --events_expiry in seconds: the
@@ -29,6 +32,7 @@ const osqueryEventsExpiry = 3600
 // WORKSTATION6 578 ms after 172.18.39.5 connected to it.
 const (
 	empireHost       = "WORKSTATION6.theshire.local"
+	empireShortName  = "WORKSTATION6"
 	empireHostAddr   = "172.18.39.6"
 	empireChildPID   = "9028"
 	empireParentPID  = "704"
@@ -72,14 +76,42 @@ func emptyEngine(t *testing.T, hostAddresses ...string) *engine.Engine {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
 
-	launches := remoteservicelaunches.New(remoteservicelaunches.Config{
-		Querier: e,
-		Sources: sources.Windows(),
-	})
-	attachPlugin(t, e, launches.Plugin())
-	attachSourcesStandIn(t, e)
+	attachExtensionTables(t, e)
 	insertInterfaceAddresses(t, e, hostAddresses)
 	return e
+}
+
+// windowsHostEngine returns an engine holding the Empire PsExec recording
+// as a Windows host with setup would store it, with the osquery_flags,
+// osquery_registry and osquery_events rows of that host, the extension's
+// tables attached, and interface_addresses listing the host's own address.
+func windowsHostEngine(t *testing.T, setup windowstest.Setup) *engine.Engine {
+	t.Helper()
+	e := emptyEngine(t, empireHostAddr)
+
+	batch, err := telemetry.LoadFile(t.Context(), testrecordings.Path(t, testrecordings.EmpirePsExec), telemetry.Options{})
+	require.NoError(t, err)
+	require.NoError(t, windowstest.Load(t.Context(), e, batch, setup, windowstest.EmpireServices))
+	return e
+}
+
+// attachExtensionTables attaches remote_service_launches over the Windows
+// sources and remote_service_launch_sources reporting on them, built as the
+// extension builds them: the two tables share the engine as their querier,
+// the discovery of osquery's tables and flags, and the read statistics.
+// The tables run as if on the recorded host, which os.Hostname would name
+// by its short name.
+func attachExtensionTables(t *testing.T, e *engine.Engine) {
+	t.Helper()
+	launches := remoteservicelaunches.New(remoteservicelaunches.Config{
+		Querier:   e,
+		Sources:   sources.Windows(),
+		LocalHost: empireShortName,
+		Discovery: sourcehealth.NewDiscovery(e, sourcehealth.DiscoveryOptions{}),
+	})
+	launchSources := remoteservicelaunchsources.New(remoteservicelaunchsources.ConfigFor(launches.Config()))
+	attachPlugin(t, e, launches.Plugin())
+	attachPlugin(t, e, launchSources.Plugin())
 }
 
 // insertInterfaceAddresses stores one interface_addresses row per address in
@@ -115,17 +147,6 @@ func attachPlugin(t *testing.T, e *engine.Engine, plugin *table.Plugin) {
 		return response.Response, nil
 	}
 	require.NoError(t, e.AttachTable(plugin.Name(), columns, generate))
-}
-
-// attachSourcesStandIn attaches an empty remote_service_launch_sources so
-// the health query's SQL is checked against its name and status column.
-// NOTE: this is a stand-in with only the columns the health query names;
-// replace it with the real table's plugin once that table exists.
-func attachSourcesStandIn(t *testing.T, e *engine.Engine) {
-	t.Helper()
-	columns := []engine.Column{{Name: "source", Type: "TEXT"}, {Name: "status", Type: "TEXT"}}
-	empty := func(context.Context, string) ([]map[string]string, error) { return []map[string]string{}, nil }
-	require.NoError(t, e.AttachTable("remote_service_launch_sources", columns, empty))
 }
 
 func TestEveryQueryRunsInEngine(t *testing.T) {
@@ -375,6 +396,117 @@ WHERE flow.ms / 1000 < service.ms / 1000 AND service.ms / 1000 < flow.ms / 1000 
 	})
 }
 
+func TestHealthQueryOnWindowsSetups(t *testing.T) {
+	t.Parallel()
+
+	q, err := Lookup(healthName)
+	require.NoError(t, err)
+
+	// withoutETWTable removes process_etw_events from osquery_registry, as
+	// on an osquery older than 5.8.0, which lacks the table.
+	withoutETWTable := func(t *testing.T, e *engine.Engine) {
+		t.Helper()
+		_, err := e.QueryRows(t.Context(), "DELETE FROM osquery_registry WHERE name = 'process_etw_events'")
+		require.NoError(t, err)
+	}
+
+	tests := []struct {
+		name  string
+		setup windowstest.Setup
+		edit  func(*testing.T, *engine.Engine)
+		// want maps each source the query returns to its status.
+		want map[string]string
+		// wantHints holds a part of the hint of each source in want.
+		wantHints map[string]string
+	}{
+		{
+			name:  "all sources",
+			setup: windowstest.AllSources,
+			want:  map[string]string{},
+		},
+		{
+			name:  "sysmon only",
+			setup: windowstest.SysmonOnly,
+			want:  map[string]string{"security": "disabled", "etw": "disabled"},
+			wantHints: map[string]string{
+				"security": "add Security to --windows_event_channels",
+				"etw":      "set --enable_process_etw_events=true",
+			},
+		},
+		{
+			name:      "etw with security 5156",
+			setup:     windowstest.ETWWithSecurity,
+			want:      map[string]string{"sysmon": "disabled"},
+			wantHints: map[string]string{"sysmon": "add Microsoft-Windows-Sysmon/Operational to --windows_event_channels"},
+		},
+		{
+			name:  "osquery without process_etw_events",
+			setup: windowstest.SecurityOnly,
+			edit:  withoutETWTable,
+			want:  map[string]string{"sysmon": "disabled", "etw": "missing"},
+			wantHints: map[string]string{
+				"sysmon": "add Microsoft-Windows-Sysmon/Operational to --windows_event_channels",
+				"etw":    "process_etw_events needs osquery 5.8 or later",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			e := windowsHostEngine(t, tt.setup)
+			if tt.edit != nil {
+				tt.edit(t, e)
+			}
+			// The table reports every Windows source, so an empty health
+			// result means all are ok rather than that the table is empty.
+			all, err := e.QueryRows(t.Context(), "SELECT source, status FROM remote_service_launch_sources")
+			require.NoError(t, err)
+			require.Len(t, all, len(sources.Windows()))
+			notOK := map[string]string{}
+			for _, row := range all {
+				if row["status"] != "ok" {
+					notOK[row["source"]] = row["status"]
+				}
+			}
+			require.Equal(t, tt.want, notOK)
+
+			rows, err := e.QueryRows(t.Context(), q.SQL)
+			require.NoError(t, err)
+
+			got := map[string]string{}
+			for _, row := range rows {
+				got[row["source"]] = row["status"]
+				require.ElementsMatch(t, columnNames(remoteservicelaunchsources.Columns()), keysOf(row), "SELECT * returns every column")
+				require.Contains(t, row["hint"], tt.wantHints[row["source"]], "hint of %s", row["source"])
+			}
+			require.Len(t, got, len(rows), "one row per source")
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestHealthQueryOnRecordingAlone runs the health query on the recording
+// loaded without osquery's own tables, as the other tests here load it:
+// whether osquery has each table and which flags are on is unknown, so
+// every source is counted. The recording holds no ETW events.
+func TestHealthQueryOnRecordingAlone(t *testing.T) {
+	t.Parallel()
+
+	e := recordingEngine(t, testrecordings.EmpirePsExec)
+	q, err := Lookup(healthName)
+	require.NoError(t, err)
+
+	rows, err := e.QueryRows(t.Context(), q.SQL)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, "etw", rows[0]["source"])
+	require.Equal(t, "empty", rows[0]["status"])
+	require.Equal(t, "-1", rows[0]["table_exists"], "osquery_registry is empty, so the table's presence is unknown")
+	require.Equal(t, "0", rows[0]["events"])
+	require.Contains(t, rows[0]["hint"], "no ProcessStart event in the last 3600 s")
+}
+
 func TestDetectionLookbackCoversTwoIntervals(t *testing.T) {
 	t.Parallel()
 
@@ -463,6 +595,14 @@ func TestDetectionRepeatsNothingWhenIdle(t *testing.T) {
 		}
 		previous = current
 	}
+}
+
+func columnNames(columns []table.ColumnDefinition) []string {
+	names := make([]string, 0, len(columns))
+	for _, column := range columns {
+		names = append(names, column.Name)
+	}
+	return names
 }
 
 func keysOf(row map[string]string) []string {

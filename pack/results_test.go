@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/svclaunch/svclaunch/internal/testrecordings"
+	"github.com/svclaunch/svclaunch/internal/windowstest"
 )
 
 const (
@@ -45,6 +46,32 @@ func resultsEvent(t *testing.T, name, host string, unixTime int64, row map[strin
 	writeJSONField(t, &buf, "numerics", false, true)
 	writeJSONField(t, &buf, "columns", row, true) // encoding/json sorts map keys
 	writeJSONField(t, &buf, "action", action, true)
+	buf.WriteByte('}')
+	return buf.String()
+}
+
+// snapshotEvent writes a snapshot query's result as osqueryd's filesystem
+// logger writes it to osqueryd.snapshots.log with
+// --logger_snapshot_event_type=false (the default). All rows go in one line,
+// with the keys in the order of osquery's serializeQueryLogItem and
+// addLegacyFieldsAndDecorations (osquery/core/query.cpp): snapshot, action,
+// name, hostIdentifier, calendarTime, unixTime, epoch, counter, numerics.
+// epoch is --schedule_epoch (0 by default), and counter stays 0 because a
+// snapshot query keeps no state.
+func snapshotEvent(t *testing.T, name, host string, unixTime int64, rows []map[string]string) string {
+	t.Helper()
+
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	writeJSONField(t, &buf, "snapshot", rows, false) // encoding/json sorts map keys
+	writeJSONField(t, &buf, "action", "snapshot", true)
+	writeJSONField(t, &buf, "name", name, true)
+	writeJSONField(t, &buf, "hostIdentifier", host, true)
+	writeJSONField(t, &buf, "calendarTime", asciiTime(unixTime), true)
+	writeJSONField(t, &buf, "unixTime", unixTime, true)
+	writeJSONField(t, &buf, "epoch", 0, true)
+	writeJSONField(t, &buf, "counter", 0, true)
+	writeJSONField(t, &buf, "numerics", false, true)
 	buf.WriteByte('}')
 	return buf.String()
 }
@@ -108,6 +135,16 @@ func TestResultsEventMatchesOsqueryLayout(t *testing.T) {
 	require.Equal(t, want, line)
 }
 
+func TestSnapshotEventMatchesOsqueryLayout(t *testing.T) {
+	t.Parallel()
+
+	rows := []map[string]string{{"b": "<2>", "a": "1"}, {"a": "3"}}
+	line := snapshotEvent(t, "pack_svclaunch_q", "host1", 1600618618, rows)
+	want := `{"snapshot":[{"a":"1","b":"<2>"},{"a":"3"}],"action":"snapshot","name":"pack_svclaunch_q","hostIdentifier":"host1",` +
+		`"calendarTime":"Sun Sep 20 16:16:58 2020 UTC","unixTime":1600618618,"epoch":0,"counter":0,"numerics":false}`
+	require.Equal(t, want, line)
+}
+
 func TestResultsSamplesMatchReadme(t *testing.T) {
 	t.Parallel()
 
@@ -135,9 +172,21 @@ func TestResultsSamplesMatchReadme(t *testing.T) {
 	require.Len(t, rows, 1)
 	huntLine := encodeJSON(t, rows[0])
 
-	full := detectionLine + "\n" + huntLine + "\n"
+	// The health query's daily snapshot on a host whose osquery reads ETW
+	// and Security 5156 events but not Sysmon's channel, taken before the
+	// detection's first run.
+	healthEngine := windowsHostEngine(t, windowstest.ETWWithSecurity)
+	health, err := Lookup(healthName)
+	require.NoError(t, err)
+	rows, err = healthEngine.QueryRows(t.Context(), health.SQL)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	healthLine := snapshotEvent(t, "pack_"+packName+"_"+health.Name, empireHost, clock, rows)
+
+	full := detectionLine + "\n" + huntLine + "\n" + healthLine + "\n"
 	block := "Detection, as osqueryd logs it:\n\n```json\n" + shortenCmdline(t, detectionLine) + "\n```\n\n" +
-		"Hunt, one row of a live query:\n\n```json\n" + shortenCmdline(t, huntLine) + "\n```\n"
+		"Hunt, one row of a live query:\n\n```json\n" + shortenCmdline(t, huntLine) + "\n```\n\n" +
+		"Health, as osqueryd logs the snapshot of a host without Sysmon:\n\n```json\n" + healthLine + "\n```\n"
 
 	readme, err := os.ReadFile(readmePath)
 	require.NoError(t, err)
