@@ -116,7 +116,7 @@ func newExtensionFlagSet(f *extensionFlags) (*flag.FlagSet, *nameList) {
 	fs.Var(durationValue{&f.clockTolerance, "clock tolerance", 0}, "clock-tolerance", "`DURATION` by which a child may start before its connection's timestamp, for sources that stamp connections late, as a Go duration such as 200ms")
 	fs.Var(durationValue{&f.lookback, "lookback", time.Second}, "lookback", "how far back, as a Go `DURATION`, a query without a constraint on time reads the event tables")
 	fs.Var(positiveInt{&f.maxRowsPerSource, "row cap"}, "max-rows-per-source", "maximum `ROWS` read from each event source in one table call, which bounds memory; when a source has more, the oldest are dropped, which is logged and shown in remote_service_launch_sources")
-	fs.Func("sources", "`SET` of event tables to read: auto (those of this platform), windows (Sysmon and Security events in windows_events), unix (process_events and socket_events) or all (default auto)", func(value string) error {
+	fs.Func("sources", "`SET` of event tables to read: auto (those of this platform), windows (Sysmon and Security events in windows_events, ETW process starts in process_etw_events), unix (process_events and socket_events) or all (default auto)", func(value string) error {
 		switch value {
 		case sourcesAuto, sourcesWindows, sourcesUnix, sourcesAll:
 			f.sources = value

@@ -103,7 +103,8 @@ func TestHelpListsCommandsAndVariables(t *testing.T) {
 			"svclaunch hunt", "svclaunch query", "svclaunch pack", "svclaunch spec", "svclaunch version",
 			"-socket PATH", "-timeout SECONDS", "-interval SECONDS", "-window DURATION",
 			"SVCLAUNCH_WINDOW", "SVCLAUNCH_PARENT_NAME", "SVCLAUNCH_INCLUDE_LOOPBACK",
-			"SVCLAUNCH_CLOCK_TOLERANCE", "SVCLAUNCH_LOOKBACK",
+			"SVCLAUNCH_CLOCK_TOLERANCE", "SVCLAUNCH_LOOKBACK", "SVCLAUNCH_SOURCES", "SVCLAUNCH_MAX_ROWS_PER_SOURCE",
+			"remote_service_launches", "remote_service_launch_sources", "process_etw_events",
 		} {
 			assert.Contains(t, stdout, want, "%v", args)
 		}

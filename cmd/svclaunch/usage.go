@@ -7,10 +7,12 @@ import (
 	"strings"
 )
 
-const usageHeader = `svclaunch is the osquery table remote_service_launches (MITRE CAR-2014-03-005):
-one row for every child process that the Windows service control manager
-(services.exe) started within a second after accepting an inbound network
-connection.
+const usageHeader = `svclaunch is an osquery extension with two tables. remote_service_launches
+(MITRE CAR-2014-03-005) has one row for every child process that the Windows
+service control manager (services.exe) started within a second after accepting
+an inbound network connection. remote_service_launch_sources has one row per
+event source that the detection reads, with its status (ok, missing, disabled,
+empty or error) and a hint on what to change.
 
 Usage:
   svclaunch.ext --socket PATH --timeout SECONDS --interval SECONDS [--verbose] [flags]
@@ -25,7 +27,7 @@ Usage:
       detection. Without FILE it reads a bundled Empire PsExec sample.
   svclaunch query [flags] [FILE...] SQL
       Load recorded telemetry into osquery's tables and run one SQL
-      statement over them and remote_service_launches, as osqueryi would.
+      statement over them and the extension's tables, as osqueryi would.
   svclaunch pack [--format osquery|fleet|fleet-gitops] [--output FILE]
       Write the scheduled query pack.
   svclaunch spec
@@ -63,7 +65,7 @@ func printUsage(w io.Writer) {
 	fs.PrintDefaults()
 	b.WriteString(usageEnvironment)
 	for _, name := range envFlags {
-		fmt.Fprintf(&b, "  %-28s sets --%s%s\n", envName(name), name, envNote(fs.Lookup(name)))
+		fmt.Fprintf(&b, "  %-30s sets --%s%s\n", envName(name), name, envNote(fs.Lookup(name)))
 	}
 	fmt.Fprint(w, b.String())
 }

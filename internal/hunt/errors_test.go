@@ -153,4 +153,12 @@ func TestHelp(t *testing.T) {
 	require.Contains(t, got.stdout, "--since TIME")
 	require.True(t, strings.Contains(got.stdout, "Without FILE, hunt reads a bundled sample"))
 	require.Contains(t, query(t, "-h").stdout, "--load FILE")
+
+	// The query help lists the tables a statement can read: the extension's
+	// and those that recorded telemetry loads into.
+	queryHelp := query(t, "-h").stdout
+	for _, table := range []string{"remote_service_launches", "remote_service_launch_sources", "windows_events",
+		"process_etw_events", "process_events", "socket_events", "processes", "time"} {
+		require.Contains(t, queryHelp, "\n  "+table, "query help must list table %s", table)
+	}
 }

@@ -72,11 +72,24 @@ var queryCommand = command{
 	name:     "query",
 	synopsis: "svclaunch query [flags] [--load FILE]... [FILE...] SQL",
 	about: `Load recorded telemetry into osquery's tables and run one SQL statement over them and
-over the extension's tables (remote_service_launches), as osqueryi would, then print the
-rows. Files come from --load and from every argument before the last; the last argument
-is the SQL. "-" reads standard input. Without any file, query reads the bundled sample
-that hunt uses. Without a constraint on time, remote_service_launches reads the whole
-recording (osqueryd would read the last hour of events).`,
+over the extension's tables, as osqueryi would, then print the rows. Files come from
+--load and from every argument before the last; the last argument is the SQL. "-" reads
+standard input. Without any file, query reads the bundled sample that hunt uses.
+
+Tables:
+  remote_service_launches        the detections, one row per remotely launched child
+  remote_service_launch_sources  one row per event source, Windows and Unix: its status,
+                                 event count and a hint on what to change
+  windows_events                 Windows events of every channel, such as Sysmon's and
+                                 Security's
+  process_etw_events             ETW process starts and stops, from osquery results logs
+  process_events                 Linux and macOS process events, from osquery results logs
+  socket_events                  Linux and macOS socket events, from osquery results logs
+  processes                      running processes, from osquery results logs
+  time                           unix_time is the newest time value of the loaded rows
+
+Without a constraint on time, remote_service_launches reads the whole recording
+(osqueryd would read the last hour of events).`,
 }
 
 // Exit codes, shared by hunt and query.
