@@ -2,7 +2,6 @@ package extension
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -30,7 +29,7 @@ func waitForOsquery(ctx context.Context, socket string, timeout time.Duration, l
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
 
-	lastErr := errors.New("no attempt made")
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		client, err := pingOsquery(ctx, socket, timeout)
 		if err == nil {

@@ -40,10 +40,9 @@ const standInTimeout = 10 * time.Second
 func buildExtension(t *testing.T) string {
 	t.Helper()
 
+	// go test puts its own $GOROOT/bin first in the test's PATH.
 	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	require.NoError(t, err, "finding the go command")
 	binary := filepath.Join(t.TempDir(), "svclaunch.ext")
 	build := exec.CommandContext(t.Context(), goTool, "build", "-o", binary, ".")
 	output, err := build.CombinedOutput()

@@ -51,9 +51,7 @@ func recordingSeedLines(f *testing.F) [][]byte {
 		if len(events) > 0 {
 			seeds = append(seeds, bytes.Join(events, []byte("\n")))
 		}
-		for _, line := range events {
-			seeds = append(seeds, line)
-		}
+		seeds = append(seeds, events...)
 	}
 	return seeds
 }
