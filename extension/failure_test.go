@@ -245,9 +245,12 @@ func TestSlowSourceFailsAlone(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tables := func(q osq.Querier, logger *slog.Logger) ([]*table.Plugin, error) {
 		tbl := remoteservicelaunches.New(remoteservicelaunches.Config{
-			Querier:       stallingQuerier{next: q, stall: strings.ToLower(sources.SysmonChannel)},
-			Sources:       []sources.Source{sources.NewSysmon(), sources.NewSecurity(), missingSource{}},
-			SourceTimeout: time.Second,
+			Querier: stallingQuerier{next: q, stall: strings.ToLower(sources.SysmonChannel)},
+			Sources: []sources.Source{sources.NewSysmon(), sources.NewSecurity(), missingSource{}},
+			// The stalled source costs the whole timeout, and the Security
+			// query must still fit in it on a loaded 2-core CI machine
+			// running -race, where one second was seen to be too short.
+			SourceTimeout: 5 * time.Second,
 			Logger:        logger,
 		})
 		return []*table.Plugin{tbl.Plugin()}, nil
