@@ -59,6 +59,15 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 			return nil, fmt.Errorf("loading %s: %w", name, err)
 		}
 
+		var chunkBytes []byte
+		if end := chunk.Offset + evtxChunkSize; chunk.Offset >= 0 && end <= int64(len(content)) {
+			chunkBytes = content[chunk.Offset:end]
+		}
+		if !safeChunk(chunkBytes) {
+			b.skip(SkipEvtxChunk)
+			continue
+		}
+
 		records, err := chunk.Parse(0)
 		if err != nil {
 			b.skip(SkipEvtxChunk)
@@ -70,10 +79,6 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 			b.Skipped[SkipEvtxRecord] += int(want - uint64(len(records)))
 		}
 
-		var chunkBytes []byte
-		if end := chunk.Offset + evtxChunkSize; chunk.Offset >= 0 && end <= int64(len(content)) {
-			chunkBytes = content[chunk.Offset:end]
-		}
 		exact := chunkRecordValues(chunkBytes)
 
 		for _, record := range records {
