@@ -22,8 +22,12 @@ type config struct {
 	format    output.Format
 	formatSet bool
 
-	inputFormat     telemetry.Format
-	utcOffset       *time.Duration
+	inputFormat telemetry.Format
+	// defaultUTCOffset is --utc-offset OFFSET, for hosts whose offset
+	// cannot be learned; hostUTCOffsets holds --utc-offset HOST=OFFSET.
+	defaultUTCOffset *time.Duration
+	hostUTCOffsets   map[string]time.Duration
+
 	window          time.Duration
 	clockTolerance  time.Duration
 	includeLoopback bool
@@ -180,10 +184,12 @@ func newFlagSet(cmd command, cfg *config) *flag.FlagSet {
 		cfg.inputFormat = f
 		return err
 	})
-	fs.Func("utc-offset", "UTC `OFFSET` of zone-less local event times on every host, as ±HH:MM (-04:00 for EDT) or Z (default: learned per host from events that carry both a local and a UTC time)", func(s string) error {
-		d, err := parseUTCOffset(s)
-		cfg.utcOffset = &d
-		return err
+	fs.Func("utc-offset", "UTC `OFFSET` of zone-less local event times, as ±HH:MM (-04:00 for EDT) or Z. "+
+		"Each host's offset is learned from its events that carry both a local and a UTC time (Sysmon's); "+
+		"OFFSET applies only to hosts whose offset cannot be learned, and HOST=OFFSET forces one host's offset "+
+		"over the learned one (HOST matches case-insensitively, or by its first DNS label). "+
+		"Repeat the flag for several hosts. The summary warns when a given offset contradicts a learned one", func(s string) error {
+		return cfg.addUTCOffset(s)
 	})
 	cfg.window = defaultWindow
 	fs.Func("window", "longest `DURATION` from the inbound connection to the child's start, as a Go duration such as 1s or 1500ms (default 1s)", func(s string) error {
@@ -354,6 +360,38 @@ func parseUTCOffset(s string) (time.Duration, error) {
 		d = -d
 	}
 	return d, nil
+}
+
+// addUTCOffset records one --utc-offset value: OFFSET or HOST=OFFSET.
+func (cfg *config) addUTCOffset(s string) error {
+	host, offsetText, perHost := strings.Cut(s, "=")
+	if !perHost {
+		if cfg.defaultUTCOffset != nil {
+			return fmt.Errorf("invalid UTC offset %q: an offset without a host is already given (%s); give HOST=OFFSET for single hosts", s, formatOffset(*cfg.defaultUTCOffset))
+		}
+		d, err := parseUTCOffset(s)
+		cfg.defaultUTCOffset = &d
+		return err
+	}
+
+	host = strings.TrimSpace(host)
+	if host == "" {
+		return fmt.Errorf("invalid UTC offset %q: the host name before '=' is empty: give HOST=OFFSET such as WORKSTATION6=-04:00", s)
+	}
+	d, err := parseUTCOffset(offsetText)
+	if err != nil {
+		return err
+	}
+	if cfg.hostUTCOffsets == nil {
+		cfg.hostUTCOffsets = map[string]time.Duration{}
+	}
+	for name, existing := range cfg.hostUTCOffsets {
+		if strings.EqualFold(name, host) && existing != d {
+			return fmt.Errorf("invalid UTC offset %q: host %s already has offset %s", s, name, formatOffset(existing))
+		}
+	}
+	cfg.hostUTCOffsets[host] = d
+	return nil
 }
 
 // parseDuration reads a non-negative Go duration; setting names the value in

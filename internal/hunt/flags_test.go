@@ -75,7 +75,8 @@ func TestParseFlagsDefaults(t *testing.T) {
 	require.Zero(t, cfg.clockTolerance)
 	require.Equal(t, []string{"services.exe"}, cfg.parentNames)
 	require.False(t, cfg.includeLoopback)
-	require.Nil(t, cfg.utcOffset)
+	require.Nil(t, cfg.defaultUTCOffset)
+	require.Nil(t, cfg.hostUTCOffsets)
 	require.Nil(t, cfg.since)
 	require.Equal(t, telemetry.FormatAuto, cfg.inputFormat)
 
@@ -101,7 +102,7 @@ func TestParseFlagsInterleaved(t *testing.T) {
 	require.Equal(t, 1500*time.Millisecond, cfg.window)
 	require.Equal(t, 200*time.Millisecond, cfg.clockTolerance)
 	require.True(t, cfg.includeLoopback)
-	require.Equal(t, -4*time.Hour, *cfg.utcOffset)
+	require.Equal(t, -4*time.Hour, *cfg.defaultUTCOffset)
 	require.Equal(t, int64(1600617600), *cfg.since)
 	require.Equal(t, int64(1600620000), *cfg.until)
 	require.Equal(t, telemetry.FormatNXLog, cfg.inputFormat)
@@ -180,4 +181,26 @@ func TestWrapText(t *testing.T) {
 
 	require.Equal(t, "  aaa bbb\n  ccc\n  dddddddddd", wrapText("aaa bbb ccc dddddddddd", "  ", 10))
 	require.Equal(t, "  one", wrapText(" one ", "  ", 10))
+}
+
+func TestParseFlagsHostUTCOffsets(t *testing.T) {
+	t.Parallel()
+
+	cfg, err := parseFlags(huntCommand, []string{
+		"--utc-offset", "WORKSTATION6=-05:00", "--utc-offset", "+01:00", "--utc-offset=MORDORDC.theshire.local=Z",
+	}, false)
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, *cfg.defaultUTCOffset)
+	require.Equal(t, map[string]time.Duration{"WORKSTATION6": -5 * time.Hour, "MORDORDC.theshire.local": 0}, cfg.hostUTCOffsets)
+
+	for _, bad := range [][]string{
+		{"--utc-offset", "-04:00", "--utc-offset", "-05:00"},
+		{"--utc-offset", "=-04:00"},
+		{"--utc-offset", "HOST=later"},
+		{"--utc-offset", "HOST=-04:00", "--utc-offset", "host=-05:00"},
+	} {
+		_, err := parseFlags(huntCommand, bad, false)
+		var usage usageError
+		require.ErrorAs(t, err, &usage, "%q", bad)
+	}
 }

@@ -106,11 +106,16 @@ func execute(ctx context.Context, cmd command, cfg config, stdin io.Reader, stde
 		progress = terminalProgress(stderr, progressDelay)
 	}
 	l := &loader{
-		engine:   e,
-		opts:     telemetry.Options{Format: cfg.inputFormat, UTCOffset: cfg.utcOffset},
+		engine: e,
+		opts: telemetry.Options{
+			Format:           cfg.inputFormat,
+			DefaultUTCOffset: cfg.defaultUTCOffset,
+			HostUTCOffsets:   cfg.hostUTCOffsets,
+		},
 		progress: progress,
 		summary:  newSummary(),
 	}
+	l.summary.forcedHosts = sortedKeys(cfg.hostUTCOffsets)
 	for _, in := range inputs {
 		if err := l.load(ctx, in); err != nil {
 			return result{}, err

@@ -337,14 +337,36 @@ func TestHuntReadsGzip(t *testing.T) {
 	require.Len(t, decodeJSONRows(t, got.stdout), 1)
 }
 
-func TestHuntForcedUTCOffset(t *testing.T) {
+func TestHuntDefaultUTCOffset(t *testing.T) {
 	t.Parallel()
 
-	got := hunt(t, "--format", "json", "--utc-offset", "-04:00")
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+	got := hunt(t, "--format", "json", "--utc-offset", "-05:00", path)
 	require.Equal(t, ExitOK, got.code, got.stderr)
-	require.Len(t, decodeJSONRows(t, got.stdout), 1)
-	require.Contains(t, got.stderr, "WORKSTATION6.theshire.local -04:00 from --utc-offset")
-	require.Contains(t, got.stderr, "MORDORDC.theshire.local -04:00 from --utc-offset")
+
+	// The learned -04:00 wins, so Sysmon and Security agree on one launch.
+	rows := decodeJSONRows(t, got.stdout)
+	require.Len(t, rows, 1)
+	require.Equal(t, "security,sysmon", rows[0]["process_sources"])
+	require.Contains(t, got.stderr, "MORDORDC.theshire.local -05:00 from --utc-offset (not learned)")
+	require.Contains(t, got.stderr, "WORKSTATION6.theshire.local -04:00 learned from 2383 events")
+	require.Contains(t, got.stderr, "warning: WORKSTATION6.theshire.local: kept the offset -04:00 learned from its events in "+path+", not --utc-offset -05:00")
+}
+
+func TestHuntHostUTCOffset(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+	got := hunt(t, "--format", "json", "--utc-offset", "workstation6=-05:00", "--utc-offset", "NOSUCHHOST=+01:00", path)
+	require.Equal(t, ExitOK, got.code, got.stderr)
+
+	// Forcing a wrong offset on the host shifts its Security events by an
+	// hour, so they no longer merge with Sysmon's.
+	require.Len(t, decodeJSONRows(t, got.stdout), 2)
+	require.Contains(t, got.stderr, "WORKSTATION6.theshire.local -05:00 from --utc-offset (learned -04:00)")
+	require.Contains(t, got.stderr, "warning: WORKSTATION6.theshire.local: --utc-offset -05:00 replaces the offset -04:00 learned from its events in "+path)
+	require.Contains(t, got.stderr, "warning: --utc-offset NOSUCHHOST=...: no loaded event")
+	require.Contains(t, got.stderr, "MORDORDC.theshire.local unknown (161 events skipped: set --utc-offset)")
 }
 
 func TestHuntRuleFlags(t *testing.T) {

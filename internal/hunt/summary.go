@@ -25,6 +25,9 @@ type summary struct {
 	hasOldest bool
 	// hosts maps a table to the hosts its rows came from.
 	hosts map[string]map[string]bool
+	// forcedHosts are the host names of --utc-offset HOST=OFFSET, to warn
+	// about names that match no host.
+	forcedHosts []string
 }
 
 // hostOffset is one host's UTC offset as one input established it.
@@ -100,7 +103,46 @@ func (s *summary) line(command string, rows int, noun string) string {
 		parts = append(parts, offsets)
 	}
 	parts = append(parts, plural(rows, noun))
-	return output.EscapeText("svclaunch "+command+": "+strings.Join(parts, "; ")) + "\n"
+
+	var b strings.Builder
+	for _, warning := range s.offsetWarnings() {
+		b.WriteString(output.EscapeText("svclaunch "+command+": warning: "+warning) + "\n")
+	}
+	b.WriteString(output.EscapeText("svclaunch "+command+": "+strings.Join(parts, "; ")) + "\n")
+	return b.String()
+}
+
+// offsetWarnings returns one message per host whose learned offset and
+// --utc-offset disagree, and per --utc-offset HOST that matched no host
+// with zone-less local times.
+func (s *summary) offsetWarnings() []string {
+	var warnings []string
+	for _, host := range sortedKeys(s.offsets) {
+		for _, e := range s.offsets[host] {
+			if e.info.Conflict == nil {
+				continue
+			}
+			switch e.info.Method {
+			case telemetry.OffsetFlag:
+				warnings = append(warnings, fmt.Sprintf("%s: --utc-offset %s replaces the offset %s learned from its events in %s",
+					host, formatOffset(e.info.Offset), formatOffset(*e.info.Conflict), e.input))
+			case telemetry.OffsetLearned:
+				warnings = append(warnings, fmt.Sprintf("%s: kept the offset %s learned from its events in %s, not --utc-offset %s; give --utc-offset %s=%s to force it",
+					host, formatOffset(e.info.Offset), e.input, formatOffset(*e.info.Conflict), host, formatOffset(*e.info.Conflict)))
+			}
+		}
+	}
+
+	for _, name := range s.forcedHosts {
+		matched := false
+		for host := range s.offsets {
+			matched = matched || telemetry.HostMatches(name, host)
+		}
+		if !matched {
+			warnings = append(warnings, fmt.Sprintf("--utc-offset %s=...: no loaded event with a zone-less local time names this host; check the host name", name))
+		}
+	}
+	return warnings
 }
 
 func (s *summary) filesPart() string {
@@ -190,7 +232,13 @@ func describeOffset(info telemetry.OffsetInfo) string {
 		}
 		return text
 	case telemetry.OffsetFlag:
-		return formatOffset(info.Offset) + " from --utc-offset"
+		text := formatOffset(info.Offset) + " from --utc-offset"
+		if info.Conflict != nil {
+			text += fmt.Sprintf(" (learned %s)", formatOffset(*info.Conflict))
+		}
+		return text
+	case telemetry.OffsetDefault:
+		return formatOffset(info.Offset) + " from --utc-offset (not learned)"
 	default:
 		if info.Skipped > 0 {
 			return fmt.Sprintf("unknown (%s skipped: set --utc-offset)", plural(info.Skipped, "event"))

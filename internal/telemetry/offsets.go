@@ -19,7 +19,7 @@ func (s stamp) utc(info OffsetInfo) (time.Time, bool) {
 	if !s.local {
 		return s.wall, true
 	}
-	if info.Method != OffsetLearned && info.Method != OffsetFlag {
+	if info.Method == OffsetUnknown || info.Method == "" {
 		return time.Time{}, false
 	}
 	return s.wall.Add(-info.Offset), true
@@ -32,13 +32,14 @@ func roundOffset(d time.Duration) time.Duration {
 }
 
 // resolveOffsets returns the offset of every host that has zone-less local
-// times. With forced set, every such host gets it. Otherwise each host's
-// offset is the most common rounded difference between its events' local
-// time and their UTC hint; a host without hints borrows the offset of a host
-// with the same first DNS label (case-insensitive), because one computer
-// writes both "WORKSTATION6" and "WORKSTATION6.theshire.local". Hosts left
-// without an offset are recorded as OffsetUnknown.
-func resolveOffsets(events []winEvent, forced *time.Duration) map[string]OffsetInfo {
+// times. Each host's offset is the most common rounded difference between
+// its events' local time and their UTC hint. A host without hints borrows
+// the offset of a host with the same first DNS label (case-insensitive),
+// because one computer writes both "WORKSTATION6" and
+// "WORKSTATION6.theshire.local". Then opts.UTCOffset or opts.HostUTCOffsets
+// replace learned offsets, and opts.DefaultUTCOffset places the hosts still
+// without one. Hosts left without an offset are recorded as OffsetUnknown.
+func resolveOffsets(events []winEvent, opts Options) map[string]OffsetInfo {
 	out := map[string]OffsetInfo{}
 	votes := map[string]map[time.Duration]int{}
 
@@ -50,7 +51,9 @@ func resolveOffsets(events []winEvent, forced *time.Duration) map[string]OffsetI
 		if _, seen := out[ev.computer]; !seen {
 			out[ev.computer] = OffsetInfo{Method: OffsetUnknown}
 		}
-		if forced != nil || !ev.created.local || !ev.utcHint.set || ev.utcHint.local {
+		// Offsets are learned even when a flag forces them, so that a
+		// forced offset that contradicts the events can be reported.
+		if !ev.created.local || !ev.utcHint.set || ev.utcHint.local {
 			continue
 		}
 
@@ -59,13 +62,6 @@ func resolveOffsets(events []winEvent, forced *time.Duration) map[string]OffsetI
 			votes[ev.computer] = map[time.Duration]int{}
 		}
 		votes[ev.computer][offset]++
-	}
-
-	if forced != nil {
-		for host := range out {
-			out[host] = OffsetInfo{Offset: *forced, Method: OffsetFlag}
-		}
-		return out
 	}
 
 	for host, counts := range votes {
@@ -93,7 +89,62 @@ func resolveOffsets(events []winEvent, forced *time.Duration) map[string]OffsetI
 			out[host] = info
 		}
 	}
+
+	for host, info := range out {
+		out[host] = applyFlagOffsets(host, info, opts)
+	}
 	return out
+}
+
+// applyFlagOffsets returns the offset of host after the options: a forced
+// offset replaces the learned one, and the default fills an unknown one. A
+// disagreeing offset is kept in Conflict for the caller's warning.
+func applyFlagOffsets(host string, learned OffsetInfo, opts Options) OffsetInfo {
+	if forced, ok := forcedOffset(host, opts); ok {
+		info := OffsetInfo{Offset: forced, Method: OffsetFlag}
+		if learned.Method == OffsetLearned && learned.Offset != forced {
+			info.Conflict = &learned.Offset
+		}
+		return info
+	}
+	if opts.DefaultUTCOffset == nil {
+		return learned
+	}
+
+	switch {
+	case learned.Method == OffsetUnknown:
+		return OffsetInfo{Offset: *opts.DefaultUTCOffset, Method: OffsetDefault}
+	case learned.Method == OffsetLearned && learned.Offset != *opts.DefaultUTCOffset:
+		fallback := *opts.DefaultUTCOffset
+		learned.Conflict = &fallback
+	}
+	return learned
+}
+
+// forcedOffset returns the offset that opts forces on host: UTCOffset, or
+// the HostUTCOffsets entry whose name equals host case-insensitively, or
+// else one with the same first DNS label (the lowest name when several do).
+func forcedOffset(host string, opts Options) (time.Duration, bool) {
+	if opts.UTCOffset != nil {
+		return *opts.UTCOffset, true
+	}
+	for _, name := range sortedKeys(opts.HostUTCOffsets) {
+		if strings.EqualFold(name, host) {
+			return opts.HostUTCOffsets[name], true
+		}
+	}
+	for _, name := range sortedKeys(opts.HostUTCOffsets) {
+		if sameShortName(name, host) {
+			return opts.HostUTCOffsets[name], true
+		}
+	}
+	return 0, false
+}
+
+// HostMatches reports whether name, as given in Options.HostUTCOffsets,
+// matches host: case-insensitively, or by the first DNS label.
+func HostMatches(name, host string) bool {
+	return strings.EqualFold(name, host) || sameShortName(name, host)
 }
 
 // majorityOffset picks the most common offset; ties go to the offset closer

@@ -29,9 +29,11 @@
 //
 // Zone-less local times (NXLog's EventTime and EventReceivedTime) are never
 // read as UTC. The loader learns each host's UTC offset from Sysmon events,
-// which carry UtcTime besides EventTime, or takes Options.UTCOffset. It
-// records in Batch.Offsets how each host's offset was found, and skips and
-// counts the events of hosts it cannot place.
+// which carry UtcTime besides EventTime. Options.HostUTCOffsets and
+// Options.UTCOffset replace learned offsets, and Options.DefaultUTCOffset
+// places hosts whose offset cannot be learned. It records in Batch.Offsets
+// how each host's offset was found, and skips and counts the events of hosts
+// it cannot place.
 //
 // osquery's process_events, socket_events and processes tables have no host
 // column, so Batch.Hosts gives the host of every row beside Batch.Rows.
@@ -78,6 +80,17 @@ type Options struct {
 	// UTCOffset, when set, is the offset of every host's zone-less local
 	// times (local = UTC + offset; -4h for EDT). It replaces learned offsets.
 	UTCOffset *time.Duration
+	// DefaultUTCOffset, when set, is the offset of hosts whose offset can
+	// be neither learned nor forced. A learned offset wins over it, and
+	// OffsetInfo.Conflict records a default that disagrees.
+	DefaultUTCOffset *time.Duration
+	// HostUTCOffsets forces the offset of single hosts, by host name. A
+	// name matches a host case-insensitively, or by its first DNS label
+	// when no name matches exactly, because one computer writes both
+	// "WORKSTATION6" and "WORKSTATION6.theshire.local". It replaces
+	// learned offsets, and OffsetInfo.Conflict records a learned offset
+	// that disagrees.
+	HostUTCOffsets map[string]time.Duration
 	// Table forces the osquery table of osquery results-log rows. When
 	// empty, each row goes to the table whose columns it matches.
 	Table string
@@ -86,7 +99,8 @@ type Options struct {
 // Offset methods recorded in OffsetInfo.Method.
 const (
 	OffsetLearned = "learned" // from events carrying both local and UTC times
-	OffsetFlag    = "flag"    // from Options.UTCOffset
+	OffsetFlag    = "flag"    // from Options.HostUTCOffsets or Options.UTCOffset
+	OffsetDefault = "default" // from Options.DefaultUTCOffset
 	OffsetUnknown = "unknown" // no source; the host's local-time events were skipped
 )
 
@@ -95,8 +109,13 @@ const (
 type OffsetInfo struct {
 	// Offset is local time minus UTC (-4h for a host on EDT).
 	Offset time.Duration
-	// Method is OffsetLearned, OffsetFlag or OffsetUnknown.
+	// Method is OffsetLearned, OffsetFlag, OffsetDefault or OffsetUnknown.
 	Method string
+	// Conflict, when not nil, is an offset that disagreed with Offset and
+	// lost: the learned offset that a forced one replaced (Method
+	// OffsetFlag), or Options.DefaultUTCOffset where the learned offset
+	// was kept (Method OffsetLearned).
+	Conflict *time.Duration
 	// Events is the number of events that agree on the learned offset.
 	Events int
 	// Disagreeing is the number of events that suggested another offset.

@@ -182,6 +182,43 @@ func TestLoadNXLogOffsetFlag(t *testing.T) {
 	require.NotEmpty(t, rows)
 }
 
+func TestLoadNXLogDefaultOffsetKeepsLearned(t *testing.T) {
+	t.Parallel()
+
+	fallback := -5 * time.Hour
+	b := loadRecording(t, testrecordings.EmpirePsExec, telemetry.Options{DefaultUTCOffset: &fallback})
+
+	learned := b.Offsets["WORKSTATION6.theshire.local"]
+	require.Equal(t, telemetry.OffsetLearned, learned.Method)
+	require.Equal(t, -4*time.Hour, learned.Offset)
+	require.NotNil(t, learned.Conflict)
+	require.Equal(t, fallback, *learned.Conflict)
+
+	unlearned := b.Offsets["MORDORDC.theshire.local"]
+	require.Equal(t, telemetry.OffsetDefault, unlearned.Method)
+	require.Equal(t, fallback, unlearned.Offset)
+	require.Zero(t, b.SkippedTotal())
+}
+
+func TestLoadNXLogHostOffsetForced(t *testing.T) {
+	t.Parallel()
+
+	b := loadRecording(t, testrecordings.EmpirePsExec, telemetry.Options{
+		HostUTCOffsets: map[string]time.Duration{"workstation6": -5 * time.Hour},
+	})
+
+	for _, host := range []string{"WORKSTATION6", "WORKSTATION6.theshire.local"} {
+		info := b.Offsets[host]
+		require.Equal(t, telemetry.OffsetFlag, info.Method, host)
+		require.Equal(t, -5*time.Hour, info.Offset, host)
+		require.NotNil(t, info.Conflict, host)
+		require.Equal(t, -4*time.Hour, *info.Conflict, host)
+	}
+	require.Equal(t, telemetry.OffsetLearned, b.Offsets["WORKSTATION5.theshire.local"].Method)
+	require.Nil(t, b.Offsets["WORKSTATION5.theshire.local"].Conflict)
+	require.Equal(t, telemetry.OffsetUnknown, b.Offsets["MORDORDC.theshire.local"].Method)
+}
+
 func TestLoadPythonEvtx(t *testing.T) {
 	t.Parallel()
 

@@ -287,7 +287,7 @@ func (c *eventCollector) finish() {
 // addWindowsEvents learns the offsets of the events' hosts and adds one
 // windows_events row per event whose times can be placed in UTC.
 func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
-	offsets := resolveOffsets(events, opts.UTCOffset)
+	offsets := resolveOffsets(events, opts)
 
 	for i := range events {
 		ev := &events[i]
