@@ -203,7 +203,9 @@ func peakMemory(r *result, packageRSS map[string]float64) string {
 // table variant in the same run, and for a table variant the ratios of the
 // joins at its size. The joins report the ratio to the table reading every
 // source as table-speedup, and to the table reading Sysmon alone as
-// sysmon-table-speedup.
+// sysmon-table-speedup. Where both report CPU time, the ratio of the median
+// CPU times follows, because other processes on the machine stretch wall
+// time.
 func sqlRatio(r *result, results []*result) string {
 	if values := r.values["table-speedup"]; len(values) > 0 {
 		ratio := fmt.Sprintf("%.1f×", median(values))
@@ -223,7 +225,11 @@ func sqlRatio(r *result, results []*result) string {
 		if len(values) == 0 || other.pkg != r.pkg || other.size != r.size || !isSibling(r.name, other.name) {
 			continue
 		}
-		ratios = append(ratios, fmt.Sprintf("%.1f× (%s)", median(values), lastElement(other.name)))
+		ratio := fmt.Sprintf("%.1f×", median(values))
+		if joinCPU, tableCPU := median(other.values["cpu-ns/op"]), median(r.values["cpu-ns/op"]); tableCPU > 0 && joinCPU > 0 {
+			ratio += fmt.Sprintf(" (CPU %.1f×)", joinCPU/tableCPU)
+		}
+		ratios = append(ratios, fmt.Sprintf("%s %s", lastElement(other.name), ratio))
 	}
 	return strings.Join(ratios, ", ")
 }
@@ -239,9 +245,10 @@ func lastElement(name string) string {
 	return name[strings.LastIndex(name, "/")+1:]
 }
 
-// exponent returns the growth exponent log(t2/t1)/log(n2/n1) of the median
-// times from the nearest smaller size of the same benchmark, which an
-// earlier result holds.
+// exponent returns the growth exponent log(t2/t1)/log(n2/n1) from the
+// nearest smaller size of the same benchmark, which an earlier result holds.
+// It uses the median CPU times where both sizes report them, because other
+// processes stretch wall time, and the median wall times otherwise.
 func exponent(r *result, earlier []*result) string {
 	if r.n == 0 {
 		return ""
@@ -255,11 +262,16 @@ func exponent(r *result, earlier []*result) string {
 	if previous == nil {
 		return ""
 	}
-	t1, t2 := median(previous.values["ns/op"]), median(r.values["ns/op"])
+
+	unit, suffix := "ns/op", ""
+	if len(previous.values["cpu-ns/op"]) > 0 && len(r.values["cpu-ns/op"]) > 0 {
+		unit, suffix = "cpu-ns/op", " (CPU)"
+	}
+	t1, t2 := median(previous.values[unit]), median(r.values[unit])
 	if t1 <= 0 || t2 <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("%.2f", math.Log(t2/t1)/math.Log(r.n/previous.n))
+	return fmt.Sprintf("%.2f%s", math.Log(t2/t1)/math.Log(r.n/previous.n), suffix)
 }
 
 func median(values []float64) float64 {
