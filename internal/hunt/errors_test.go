@@ -57,7 +57,7 @@ func TestInputErrors(t *testing.T) {
 		{"forced evtx on json", []string{"--input-format", "evtx", notEvtx}, ExitRuntime,
 			[]string{notEvtx, `format "evtx" requested but the content does not start with the .evtx magic`}},
 		{"unknown flag", []string{"--sinse", "1"}, ExitUsage,
-			[]string{"flag provided but not defined", "Run 'svclaunch hunt --help' for usage."}},
+			[]string{"flag provided but not defined", "Usage: svclaunch hunt [flags] [FILE...]", "Run 'svclaunch hunt --help' for the flags."}},
 		{"unknown output format", []string{"--format", "xml"}, ExitUsage,
 			[]string{`unknown output format "xml": use one of table, json, ndjson, csv`}},
 		{"unknown input format", []string{"--input-format", "syslog"}, ExitUsage,

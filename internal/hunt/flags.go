@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/svclaunch/svclaunch/internal/output"
 	"github.com/svclaunch/svclaunch/internal/telemetry"
@@ -39,8 +40,10 @@ type config struct {
 
 	// files are the inputs in command-line order; "-" is standard input.
 	files []string
-	// sql is the statement of query.
-	sql string
+	// sql is the statement of query; sqlFile is --sql-file, whose content
+	// replaces sql once read ("-" is standard input).
+	sql     string
+	sqlFile string
 }
 
 // usageError is a mistake on the command line; it exits with ExitUsage.
@@ -74,11 +77,13 @@ Without FILE, hunt reads a bundled sample: an excerpt of an Empire PsExec record
 
 var queryCommand = command{
 	name:     "query",
-	synopsis: "svclaunch query [flags] [--load FILE]... [FILE...] SQL",
+	synopsis: "svclaunch query [flags] [--load FILE]... [FILE...] {SQL | --sql-file FILE}",
 	about: `Load recorded telemetry into osquery's tables and run one SQL statement over them and
-over the extension's tables, as osqueryi would, then print the rows. Files come from
---load and from every argument before the last; the last argument is the SQL. "-" reads
-standard input. Without any file, query reads the bundled sample that hunt uses.
+over the extension's tables, as osqueryi would, then print the rows. The SQL is the last
+argument, or the content of --sql-file; files come from --load and from every other
+argument. An argument that contains a space or a newline is never read as a flag, so SQL
+may start with a "--" comment. "-" reads standard input. Without any file, query reads
+the bundled sample that hunt uses.
 
 Tables:
   remote_service_launches        the detections, one row per remotely launched child
@@ -139,8 +144,12 @@ func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, erro
 	case "hunt":
 		cfg.files = positional
 	case "query":
+		if cfg.sqlFile != "" {
+			cfg.files = append(cfg.files, positional...)
+			break
+		}
 		if len(positional) == 0 {
-			return cfg, usagef("missing SQL statement: give it as the last argument, for example: svclaunch query --load events.json 'SELECT * FROM remote_service_launches'")
+			return cfg, usagef("missing SQL statement: give it as the last argument or with --sql-file, for example: svclaunch query --load events.json 'SELECT * FROM remote_service_launches'")
 		}
 		cfg.sql = positional[len(positional)-1]
 		cfg.files = append(cfg.files, positional[:len(positional)-1]...)
@@ -150,6 +159,9 @@ func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, erro
 	}
 
 	stdinCount := 0
+	if cfg.sqlFile == "-" {
+		stdinCount++
+	}
 	for _, f := range cfg.files {
 		if f == "-" {
 			stdinCount++
@@ -160,6 +172,43 @@ func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, erro
 	}
 	return cfg, nil
 }
+
+// maxSQLFileBytes caps --sql-file, so that a telemetry file given there by
+// mistake fails at once instead of being read whole.
+const maxSQLFileBytes = 1 << 20
+
+// readSQLFile returns the statement in path ("-" reads stdin). An empty
+// statement is a usage error.
+func readSQLFile(path string, stdin io.Reader) (string, error) {
+	var r io.Reader = stdin
+	name := stdinName
+	if path != "-" {
+		f, _, err := openFile(path)
+		if err != nil {
+			return "", fmt.Errorf("reading --sql-file: %w", err)
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+
+	content, err := io.ReadAll(io.LimitReader(r, maxSQLFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading --sql-file %s: %w", name, err)
+	}
+	if len(content) > maxSQLFileBytes {
+		return "", fmt.Errorf("reading --sql-file %s: the file is larger than 1 MiB, so it is not one SQL statement; give telemetry with --load", name)
+	}
+
+	sql := strings.TrimPrefix(string(content), utf8BOM)
+	if strings.TrimSpace(sql) == "" {
+		return "", usagef("the SQL statement in --sql-file %s is empty", name)
+	}
+	return sql, nil
+}
+
+// utf8BOM is the byte order mark that Windows editors write at the start
+// of UTF-8 files.
+const utf8BOM = "\ufeff"
 
 // defaultParentName is the service control manager's image name.
 const defaultParentName = "services.exe"
@@ -236,30 +285,108 @@ func newFlagSet(cmd command, cfg *config) *flag.FlagSet {
 			cfg.files = append(cfg.files, s)
 			return nil
 		})
+		fs.Func("sql-file", "read the SQL statement from `FILE` (\"-\" for standard input) instead of the last argument", func(s string) error {
+			if s == "" {
+				return errors.New("empty file name")
+			}
+			if cfg.sqlFile != "" {
+				return fmt.Errorf("--sql-file is already given (%s): give one statement", cfg.sqlFile)
+			}
+			cfg.sqlFile = s
+			return nil
+		})
 	}
 	return fs
 }
 
 // parseInterleaved parses flags that may come before, between or after the
 // positional arguments, as GNU tools allow, and returns the positional
-// arguments in order. Everything after "--" is positional.
+// arguments in order. Everything after "--" is positional, and so is every
+// argument that cannot be a flag (see literalArgument), such as SQL that
+// starts with a "-- name:" comment.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	for len(args) > 0 {
+		end := flagRunEnd(fs, args)
+		if err := fs.Parse(args[:end]); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
-		consumed := len(args) - len(rest)
+		consumed := end - len(rest)
 		if consumed > 0 && args[consumed-1] == "--" {
-			return append(positional, rest...), nil
+			positional = append(positional, rest...)
+			return append(positional, args[end:]...), nil
 		}
-		if len(rest) == 0 {
-			return positional, nil
+
+		if len(rest) > 0 {
+			// A positional argument stopped fs.Parse before end.
+			positional = append(positional, rest[0])
+			args = args[consumed+1:]
+			continue
 		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+		if end < len(args) {
+			positional = append(positional, args[end])
+			end++
+		}
+		args = args[end:]
 	}
+	return positional, nil
+}
+
+// flagRunEnd returns the index of the first argument in args that is
+// literal (see literalArgument) and not the value of the flag before it, or
+// len(args) when there is none or "--" comes first.
+func flagRunEnd(fs *flag.FlagSet, args []string) int {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			return len(args)
+		}
+		if literalArgument(fs, arg) {
+			return i
+		}
+		if name, ok := flagName(arg); ok && !strings.Contains(arg, "=") && takesValue(fs, name) {
+			i++ // the next argument is this flag's value, whatever it contains
+		}
+	}
+	return len(args)
+}
+
+// literalArgument reports whether arg is positional although it may start
+// with "-": it contains whitespace and is not --NAME=VALUE for a defined
+// flag NAME. No flag name contains whitespace, so such an argument is SQL or
+// a file name, and parsing it as a flag would fail.
+func literalArgument(fs *flag.FlagSet, arg string) bool {
+	if !strings.ContainsFunc(arg, unicode.IsSpace) {
+		return false
+	}
+	name, ok := flagName(arg)
+	if !ok {
+		return true
+	}
+	name, _, _ = strings.Cut(name, "=")
+	return fs.Lookup(name) == nil
+}
+
+// flagName returns arg without its one or two leading dashes when arg has
+// the form of a flag.
+func flagName(arg string) (string, bool) {
+	if len(arg) < 2 || arg[0] != '-' || arg == "--" {
+		return "", false
+	}
+	name := strings.TrimPrefix(arg[1:], "-")
+	return name, name != ""
+}
+
+// takesValue reports whether the flag name is defined and reads a value
+// from the next argument, which every flag but a boolean one does.
+func takesValue(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	boolFlag, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !boolFlag.IsBoolFlag()
 }
 
 // writeUsage writes the help of cmd: synopsis, description, flags, exit codes.

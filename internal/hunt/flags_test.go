@@ -149,6 +149,8 @@ func TestParseFlagsUsageErrors(t *testing.T) {
 		{"missing flag value", huntCommand, []string{"--format"}, "flag needs an argument: -format"},
 		{"stdin twice", huntCommand, []string{"-", "-"}, `standard input ("-") is given 2 times: give it once`},
 		{"query without sql", queryCommand, []string{"--load", "a.json"}, "missing SQL statement: give it as the last argument"},
+		{"stdin for sql and events", queryCommand, []string{"--sql-file", "-", "-"}, `standard input ("-") is given 2 times`},
+		{"sql file twice", queryCommand, []string{"--sql-file", "a.sql", "--sql-file", "b.sql"}, "--sql-file is already given (a.sql)"},
 		{"query with empty sql", queryCommand, []string{"--load", "a.json", " "}, "the SQL statement is empty"},
 		{"since on query", queryCommand, []string{"--since", "1", "SELECT 1"}, "flag provided but not defined: -since"},
 		{"load on hunt", huntCommand, []string{"--load", "a.json"}, "flag provided but not defined: -load"},
@@ -203,4 +205,26 @@ func TestParseFlagsHostUTCOffsets(t *testing.T) {
 		var usage usageError
 		require.ErrorAs(t, err, &usage, "%q", bad)
 	}
+}
+
+func TestParseFlagsQueryLiteralArguments(t *testing.T) {
+	t.Parallel()
+
+	commented := "-- name: hunt\n-- description: a comment\nSELECT 1"
+	cfg, err := parseFlags(queryCommand, []string{"--format", "csv", "a.json", commented}, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a.json"}, cfg.files)
+	require.Equal(t, commented, cfg.sql)
+	require.Equal(t, output.FormatCSV, cfg.format)
+
+	// A flag's value may contain spaces, in either form.
+	cfg, err = parseFlags(queryCommand, []string{"--load", "my events.json", "--load=other events.json", "-x y.json", "--quiet", "SELECT 1"}, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"my events.json", "other events.json", "-x y.json"}, cfg.files)
+	require.True(t, cfg.quiet)
+
+	cfg, err = parseFlags(queryCommand, []string{"a.json", "--sql-file", "hunt.sql", "b.json"}, false)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a.json", "b.json"}, cfg.files)
+	require.Equal(t, "hunt.sql", cfg.sqlFile)
 }

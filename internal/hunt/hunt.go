@@ -43,9 +43,17 @@ func run(ctx context.Context, cmd command, args []string, stdin io.Reader, stdou
 		writeUsage(stdout, cmd)
 		return ExitOK
 	}
+	if err == nil && cfg.sqlFile != "" {
+		cfg.sql, err = readSQLFile(cfg.sqlFile, stdin)
+		var usage usageError
+		if err != nil && !errors.As(err, &usage) {
+			printError(stderr, cmd, err)
+			return ExitRuntime
+		}
+	}
 	if err != nil {
 		printError(stderr, cmd, err)
-		fmt.Fprintf(stderr, "Run 'svclaunch %s --help' for usage.\n", cmd.name)
+		fmt.Fprintf(stderr, "Usage: %s\nRun 'svclaunch %s --help' for the flags.\n", cmd.synopsis, cmd.name)
 		return ExitUsage
 	}
 

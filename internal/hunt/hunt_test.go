@@ -510,3 +510,42 @@ func TestDetectionOfDuplicatedRows(t *testing.T) {
 	requireEmpireDetection(t, rows[0])
 	require.Equal(t, "security,sysmon", rows[0]["process_sources"])
 }
+
+// packHuntSQL is the pack's plain-SQL hunt, which starts with "--" comments.
+const packHuntSQL = "../../pack/queries/remote_service_launches_sysmon_hunt.sql"
+
+func TestQueryPackHuntSQL(t *testing.T) {
+	t.Parallel()
+
+	statement, err := os.ReadFile(packHuntSQL)
+	require.NoError(t, err)
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+
+	runs := map[string]func() outcome{
+		"argument": func() outcome { return query(t, "--format", "json", path, string(statement)) },
+		"sql file": func() outcome { return query(t, "--format", "json", "--sql-file", packHuntSQL, path) },
+		"sql from stdin": func() outcome {
+			var stdout, stderr bytes.Buffer
+			code := RunQuery(t.Context(), []string{"--format", "json", "--sql-file", "-", path}, bytes.NewReader(statement), &stdout, &stderr)
+			return outcome{stdout: stdout.String(), stderr: stderr.String(), code: code}
+		},
+	}
+	for name, run := range runs {
+		t.Run(name, func(t *testing.T) {
+			got := run()
+			require.Equal(t, ExitOK, got.code, got.stderr)
+
+			// interface_addresses is empty offline, so the query takes
+			// Sysmon's destination as the local side, which is right for
+			// inbound connections in this recording.
+			rows := decodeJSONRows(t, got.stdout)
+			require.Len(t, rows, 1)
+			require.Equal(t, "WORKSTATION6.theshire.local", rows[0]["host"])
+			require.Equal(t, "172.18.39.6", rows[0]["local_address"])
+			require.Equal(t, "49726", rows[0]["local_port"])
+			require.Equal(t, "172.18.39.5", rows[0]["remote_address"])
+			require.Equal(t, "56608", rows[0]["remote_port"])
+			require.Equal(t, "578", rows[0]["delay_ms"])
+		})
+	}
+}
