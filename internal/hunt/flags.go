@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -156,6 +157,9 @@ func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, erro
 		if strings.TrimSpace(cfg.sql) == "" {
 			return cfg, usagef("the SQL statement is empty: give it as the last argument")
 		}
+		if err := checkSQLArgument(cfg.sql); err != nil {
+			return cfg, err
+		}
 	}
 
 	stdinCount := 0
@@ -171,6 +175,31 @@ func parseFlags(cmd command, args []string, stdoutIsTerminal bool) (config, erro
 		return cfg, usagef(`standard input ("-") is given %d times: give it once`, stdinCount)
 	}
 	return cfg, nil
+}
+
+// sqlKeyword matches a keyword that starts an SQL statement osquery runs,
+// or FROM, so that a misspelt SELECT still reaches SQLite and gets its
+// syntax error.
+var sqlKeyword = regexp.MustCompile(`(?i)\b(select|with|values|pragma|explain|from)\b`)
+
+// checkSQLArgument returns a usage error when the last argument of query
+// is not SQL: a file name, or text without an SQL keyword. Without this
+// check, a forgotten statement would run the file name as SQL over the
+// bundled sample.
+func checkSQLArgument(arg string) error {
+	shown := arg
+	if len(shown) > 60 {
+		shown = shown[:57] + "..."
+	}
+	if !strings.ContainsAny(arg, "\n\r") {
+		if info, err := os.Stat(arg); err == nil && !info.IsDir() {
+			return usagef("missing SQL statement: the last argument %q is a file; give the SQL after it, or with --sql-file FILE", shown)
+		}
+	}
+	if !sqlKeyword.MatchString(arg) {
+		return usagef("missing SQL statement: the last argument %q contains no SQL keyword (SELECT, WITH, VALUES, PRAGMA, EXPLAIN or FROM); give the SQL as the last argument, or with --sql-file FILE", shown)
+	}
+	return nil
 }
 
 // maxSQLFileBytes caps --sql-file, so that a telemetry file given there by

@@ -149,6 +149,8 @@ func TestParseFlagsUsageErrors(t *testing.T) {
 		{"missing flag value", huntCommand, []string{"--format"}, "flag needs an argument: -format"},
 		{"stdin twice", huntCommand, []string{"-", "-"}, `standard input ("-") is given 2 times: give it once`},
 		{"query without sql", queryCommand, []string{"--load", "a.json"}, "missing SQL statement: give it as the last argument"},
+		{"query with a file as sql", queryCommand, []string{"flags_test.go"}, `missing SQL statement: the last argument "flags_test.go" is a file`},
+		{"query with a name as sql", queryCommand, []string{"a.json", "b.json"}, `missing SQL statement: the last argument "b.json" contains no SQL keyword`},
 		{"stdin for sql and events", queryCommand, []string{"--sql-file", "-", "-"}, `standard input ("-") is given 2 times`},
 		{"sql file twice", queryCommand, []string{"--sql-file", "a.sql", "--sql-file", "b.sql"}, "--sql-file is already given (a.sql)"},
 		{"query with empty sql", queryCommand, []string{"--load", "a.json", " "}, "the SQL statement is empty"},

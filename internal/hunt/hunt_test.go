@@ -549,3 +549,29 @@ func TestQueryPackHuntSQL(t *testing.T) {
 		})
 	}
 }
+
+func TestQueryMissingSQL(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+	empty := filepath.Join(t.TempDir(), "empty.sql")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+
+	for name, args := range map[string][]string{
+		"file only":      {path},
+		"file name last": {path, "other.json"},
+		"empty sql file": {"--sql-file", empty, path},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := query(t, args...)
+			require.Equal(t, ExitUsage, got.code, got.stderr)
+			require.Empty(t, got.stdout)
+			require.Contains(t, got.stderr, "Usage: svclaunch query [flags]")
+			require.NotContains(t, got.stderr, "bundled sample")
+		})
+	}
+
+	got := query(t, "--sql-file", filepath.Join(t.TempDir(), "missing.sql"), path)
+	require.Equal(t, ExitRuntime, got.code, got.stderr)
+	require.Contains(t, got.stderr, "missing.sql: file not found")
+}
