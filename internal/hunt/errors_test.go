@@ -47,7 +47,7 @@ func TestInputErrors(t *testing.T) {
 		{"directory", []string{dir}, ExitRuntime,
 			[]string{"svclaunch hunt: cannot read " + dir + ": it is a directory: give the files in it"}},
 		{"csv content", []string{csvFile}, ExitRuntime,
-			[]string{csvFile + " line 1", "cannot detect the format", "expected JSON lines in NXLog"}},
+			[]string{"unknown format: " + csvFile + " line 1 is not JSON (expected Windows event JSON lines, an osquery results log, or .evtx)"}},
 		{"unknown json layout", []string{unknownJSON}, ExitRuntime,
 			[]string{unknownJSON + " line 1", "unknown format", "[ts msg]", "expected JSON lines in NXLog"}},
 		{"truncated last line", []string{truncated}, ExitRuntime,

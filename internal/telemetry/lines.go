@@ -137,8 +137,11 @@ func loadLines(ctx context.Context, br *bufio.Reader, name string, opts Options)
 		}
 
 		if dec == nil {
+			if errors.Is(err, errNotObject) {
+				return nil, fmt.Errorf("unknown format: %s line %d is JSON but not an object: expected %s", name, lr.number, expectedLayouts)
+			}
 			if err != nil {
-				return nil, fmt.Errorf("reading %s line %d: cannot detect the format: the first line is not a JSON object (%v); expected %s", name, lr.number, err, expectedLayouts)
+				return nil, fmt.Errorf("unknown format: %s line %d is not JSON (expected Windows event JSON lines, an osquery results log, or .evtx)", name, lr.number)
 			}
 			if b.Format == FormatAuto {
 				format, ok := detectFormat(obj)

@@ -2,7 +2,7 @@
 // the detector can run over recordings exactly as it runs over osquery.
 //
 // Supported inputs, each optionally gzip-compressed (detected by its magic
-// bytes):
+// bytes). JSON lines may be UTF-8 or, with a byte order mark, UTF-16:
 //
 //   - NXLog JSON lines (im_msvistalog fields, as in the OTRF datasets);
 //   - python-evtx JSON lines (flat objects with TimeCreated, Computer, ...);
@@ -49,6 +49,9 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
 )
 
 // Format names an input layout.
@@ -273,6 +276,17 @@ func Load(ctx context.Context, r io.Reader, name string, opts Options) (*Batch, 
 		magic, err = br.Peek(8)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("reading %s: decompressing gzip: %w", name, err)
+		}
+	}
+
+	// Windows PowerShell 5.1 writes UTF-16LE with a byte order mark when
+	// output is redirected with ">"; the BOM picks the byte order.
+	if bytes.HasPrefix(magic, []byte{0xff, 0xfe}) || bytes.HasPrefix(magic, []byte{0xfe, 0xff}) {
+		decoder := unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM).NewDecoder()
+		br = bufio.NewReaderSize(transform.NewReader(br, decoder), 64<<10)
+		magic, err = br.Peek(8)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading %s: decoding UTF-16: %w", name, err)
 		}
 	}
 

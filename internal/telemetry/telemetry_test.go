@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/svclaunch/svclaunch/internal/telemetry"
 	"github.com/svclaunch/svclaunch/internal/testrecordings"
@@ -281,6 +282,30 @@ func TestLoadGzipEqualsPlain(t *testing.T) {
 	}
 }
 
+func TestLoadUTF16EqualsUTF8(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+	plain, err := os.ReadFile(path)
+	require.NoError(t, err)
+	want, err := telemetry.Load(t.Context(), bytes.NewReader(plain), path, telemetry.Options{})
+	require.NoError(t, err)
+
+	for name, order := range map[string]unicode.Endianness{"little endian": unicode.LittleEndian, "big endian": unicode.BigEndian} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+
+			// Windows PowerShell 5.1's ">" writes a BOM before the text.
+			encoded, err := unicode.UTF16(order, unicode.UseBOM).NewEncoder().Bytes(plain)
+			require.NoError(t, err)
+
+			got, err := telemetry.Load(t.Context(), bytes.NewReader(encoded), path, telemetry.Options{})
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	t.Parallel()
 
@@ -300,7 +325,17 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:    "first line not JSON",
 			input:   "\n\nnot json\n",
-			wantErr: []string{"input.json line 3", "cannot detect the format", "NXLog"},
+			wantErr: []string{"unknown format: input.json line 3 is not JSON (expected Windows event JSON lines, an osquery results log, or .evtx)"},
+		},
+		{
+			name:    "csv",
+			input:   "id,time,host\n1,1600618616,WORKSTATION6\n",
+			wantErr: []string{"unknown format: input.json line 1 is not JSON (expected"},
+		},
+		{
+			name:    "json array",
+			input:   "[" + nxlogLine + "]\n",
+			wantErr: []string{"unknown format: input.json line 1 is JSON but not an object", "NXLog"},
 		},
 		{
 			name:    "truncated last line",
