@@ -162,3 +162,23 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, queryHelp, "\n  "+table, "query help must list table %s", table)
 	}
 }
+
+func TestEmptyInputs(t *testing.T) {
+	t.Parallel()
+
+	empty := writeTemp(t, "empty.json", nil)
+	blank := writeTemp(t, "blank.json", []byte("\r\n\n"))
+	events := writeTemp(t, "events.json", sample)
+
+	got := hunt(t, "--format", "json", empty)
+	require.Equal(t, ExitRuntime, got.code, got.stderr)
+	require.Equal(t, "svclaunch hunt: no events in "+empty+": check that the file is the export you meant\n", got.stderr)
+
+	got = hunt(t, "--format", "json", empty, blank)
+	require.Equal(t, ExitRuntime, got.code, got.stderr)
+	require.Contains(t, got.stderr, "no input yielded an event: no events in "+empty+"; no events in "+blank)
+
+	got = query(t, "--format", "json", "--quiet", empty, events, "SELECT count(*) AS n FROM windows_events")
+	require.Equal(t, ExitOK, got.code, got.stderr)
+	require.Equal(t, "svclaunch query: warning: no events in "+empty+"\n", got.stderr)
+}

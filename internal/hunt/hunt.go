@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/svclaunch/svclaunch/internal/engine"
 	"github.com/svclaunch/svclaunch/internal/output"
@@ -129,6 +130,9 @@ func execute(ctx context.Context, cmd command, cfg config, stdin io.Reader, stde
 			return result{}, err
 		}
 	}
+	if err := checkEmptyInputs(cmd, l.summary.emptyInputs, len(inputs), stderr); err != nil {
+		return result{}, err
+	}
 
 	// The replay's "now" is the newest loaded event, as if osqueryd were
 	// queried right after the recording ended. With no timed row the
@@ -170,4 +174,25 @@ func huntSQL(since, until *int64) string {
 		query += " WHERE time <= " + strconv.FormatInt(*until, 10)
 	}
 	return query
+}
+
+// checkEmptyInputs warns about each input that yielded no rows, even with
+// --quiet, because a hunt over an empty export reports no detection without
+// having looked. It returns an error when no input yielded a row.
+func checkEmptyInputs(cmd command, empty []emptyInput, inputs int, stderr io.Writer) error {
+	if len(empty) < inputs {
+		for _, e := range empty {
+			fmt.Fprintf(stderr, "svclaunch %s: warning: %s\n", cmd.name, output.EscapeText(e.message()))
+		}
+		return nil
+	}
+
+	if len(empty) == 1 {
+		return fmt.Errorf("%s: check that the file is the export you meant", empty[0].message())
+	}
+	messages := make([]string, 0, len(empty))
+	for _, e := range empty {
+		messages = append(messages, e.message())
+	}
+	return fmt.Errorf("no input yielded an event: %s", strings.Join(messages, "; "))
 }

@@ -115,6 +115,10 @@ func (l *loader) load(ctx context.Context, in input) error {
 		return err
 	}
 
+	if batchRows(batch) == 0 {
+		l.summary.emptyInputs = append(l.summary.emptyInputs, emptyInput{name: in.name, skipped: batch.SkippedTotal()})
+	}
+
 	// Tables are inserted in a fixed order so that a failure is the same
 	// from run to run.
 	tables := make([]string, 0, len(batch.Rows))
@@ -131,6 +135,31 @@ func (l *loader) load(ctx context.Context, in input) error {
 
 	l.summary.addBatch(in.name, batch)
 	return nil
+}
+
+// batchRows returns the number of rows in b over all tables.
+func batchRows(b *telemetry.Batch) int {
+	total := 0
+	for _, rows := range b.Rows {
+		total += len(rows)
+	}
+	return total
+}
+
+// emptyInput is an input that yielded no rows, and how many of its events
+// were skipped.
+type emptyInput struct {
+	name    string
+	skipped int
+}
+
+// message returns the warning about the input, such as "no events in
+// a.json".
+func (e emptyInput) message() string {
+	if e.skipped == 0 {
+		return "no events in " + e.name
+	}
+	return fmt.Sprintf("no events loaded from %s: all %s were skipped (the summary gives the reasons)", e.name, plural(e.skipped, "event"))
 }
 
 // dropDuplicates returns rows without those identical, in every column, to

@@ -28,6 +28,8 @@ type summary struct {
 	// forcedHosts are the host names of --utc-offset HOST=OFFSET, to warn
 	// about names that match no host.
 	forcedHosts []string
+	// emptyInputs are the inputs that yielded no rows, in load order.
+	emptyInputs []emptyInput
 }
 
 // hostOffset is one host's UTC offset as one input established it.
