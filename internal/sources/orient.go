@@ -169,6 +169,12 @@ func canonicalAddress(s string) string {
 	if err != nil {
 		return s
 	}
+	// netip parses IPv4 only in the dotted-decimal form it prints, so the
+	// text is already canonical, and returning it saves an allocation per
+	// address.
+	if addr.Is4() {
+		return s
+	}
 	return addr.String()
 }
 
@@ -181,13 +187,20 @@ var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // ::), multicast and limited broadcast addresses, because a host receives
 // datagrams on them without owning them.
 func normalizeAddress(s string) (string, bool) {
-	addr, err := netip.ParseAddr(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	addr, err := netip.ParseAddr(s)
 	if err != nil {
 		return "", false
 	}
+	// IPv4 text is canonical as parsed (see canonicalAddress); IPv6 text,
+	// with or without a zone or an IPv4 mapping, is rebuilt.
+	parsedIPv4 := addr.Is4()
 	addr = addr.WithZone("").Unmap()
 	if addr.IsUnspecified() || addr.IsMulticast() || addr == limitedBroadcast {
 		return "", false
+	}
+	if parsedIPv4 {
+		return s, true
 	}
 	return addr.String(), true
 }
