@@ -133,7 +133,8 @@ func TestMalformedLineIsSkipped(t *testing.T) {
 	got := hunt(t, "--format", "json", path)
 	require.Equal(t, ExitOK, got.code, got.stderr)
 	require.Len(t, decodeJSONRows(t, got.stdout), 1)
-	require.Contains(t, got.stderr, "skipped 4 events (line is not a JSON object: 1, local time without known UTC offset: 2, malformed JSON: 1)")
+	require.Contains(t, got.stderr, "skipped 4 events (line is not a JSON object: 1 ["+path+" line 13], "+
+		"local time without known UTC offset: 2 ["+path+" lines 32, 33], malformed JSON: 1 ["+path+" line 12])")
 }
 
 func TestHelp(t *testing.T) {

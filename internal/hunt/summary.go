@@ -17,7 +17,10 @@ type summary struct {
 	formats map[telemetry.Format]int
 	loaded  map[string]int // table -> rows
 	skipped map[string]int // reason -> events
-	offsets map[string][]hostOffset
+	// skippedLines lists, by reason, the inputs with line numbers of
+	// skipped events, in load order.
+	skippedLines map[string][]inputLines
+	offsets      map[string][]hostOffset
 	// clock is the newest `time` value of all inputs, for the engine clock.
 	clock int64
 	// oldest is the oldest `time` value of all inputs, when hasOldest.
@@ -32,6 +35,14 @@ type summary struct {
 	emptyInputs []emptyInput
 }
 
+// inputLines are the first line numbers of one input's events skipped for
+// one reason; more is true when the input skipped more events than listed.
+type inputLines struct {
+	input string
+	lines []int
+	more  bool
+}
+
 // hostOffset is one host's UTC offset as one input established it.
 type hostOffset struct {
 	input string
@@ -40,11 +51,12 @@ type hostOffset struct {
 
 func newSummary() *summary {
 	return &summary{
-		formats: map[telemetry.Format]int{},
-		loaded:  map[string]int{},
-		skipped: map[string]int{},
-		offsets: map[string][]hostOffset{},
-		hosts:   map[string]map[string]bool{},
+		formats:      map[telemetry.Format]int{},
+		loaded:       map[string]int{},
+		skipped:      map[string]int{},
+		skippedLines: map[string][]inputLines{},
+		offsets:      map[string][]hostOffset{},
+		hosts:        map[string]map[string]bool{},
 	}
 }
 
@@ -56,6 +68,9 @@ func (s *summary) addBatch(name string, b *telemetry.Batch) {
 	}
 	for reason, n := range b.Skipped {
 		s.skipped[reason] += n
+		if lines := b.SkippedLines[reason]; len(lines) > 0 {
+			s.skippedLines[reason] = append(s.skippedLines[reason], inputLines{input: name, lines: lines, more: n > len(lines)})
+		}
 	}
 	for host, info := range b.Offsets {
 		s.offsets[host] = append(s.offsets[host], hostOffset{input: name, info: info})
@@ -174,12 +189,38 @@ func (s *summary) skippedPart() string {
 	reasons := make([]string, 0, len(s.skipped))
 	for _, reason := range sortedKeys(s.skipped) {
 		total += s.skipped[reason]
-		reasons = append(reasons, fmt.Sprintf("%s: %d", reason, s.skipped[reason]))
+		text := fmt.Sprintf("%s: %d", reason, s.skipped[reason])
+		if where := s.skippedLinesPart(reason); where != "" {
+			text += " [" + where + "]"
+		}
+		reasons = append(reasons, text)
 	}
 	if total == 0 {
 		return "skipped 0 events"
 	}
 	return fmt.Sprintf("skipped %s (%s)", plural(total, "event"), strings.Join(reasons, ", "))
+}
+
+// skippedLinesPart renders where the events skipped for reason were, such
+// as "a.json lines 17, 204, ...; b.json line 3". The "..." marks an input
+// with more skipped events than the loader listed.
+func (s *summary) skippedLinesPart(reason string) string {
+	var inputs []string
+	for _, in := range s.skippedLines[reason] {
+		numbers := make([]string, 0, len(in.lines)+1)
+		for _, n := range in.lines {
+			numbers = append(numbers, strconv.Itoa(n))
+		}
+		if in.more {
+			numbers = append(numbers, "...")
+		}
+		noun := "lines"
+		if len(in.lines) == 1 && !in.more {
+			noun = "line"
+		}
+		inputs = append(inputs, in.input+" "+noun+" "+strings.Join(numbers, ", "))
+	}
+	return strings.Join(inputs, "; ")
 }
 
 // offsetsPart lists each host with zone-less local times, its offset and how

@@ -156,3 +156,21 @@ func TestTerminalProgressSilentForShortLoads(t *testing.T) {
 	stop()
 	require.Empty(t, buf.String())
 }
+
+func TestSummarySkippedLines(t *testing.T) {
+	t.Parallel()
+
+	s := newSummary()
+	s.addBatch("a.json", &telemetry.Batch{
+		Skipped:      map[string]int{telemetry.SkipMalformedJSON: 7, telemetry.SkipMissingChannel: 1},
+		SkippedLines: map[string][]int{telemetry.SkipMalformedJSON: {17, 204, 205, 300, 301}, telemetry.SkipMissingChannel: {9}},
+	})
+	s.addBatch("b.json", &telemetry.Batch{
+		Skipped:      map[string]int{telemetry.SkipMalformedJSON: 1},
+		SkippedLines: map[string][]int{telemetry.SkipMalformedJSON: {3}},
+	})
+
+	line := s.line("hunt", 0, "detection")
+	require.Contains(t, line, "skipped 9 events (malformed JSON: 8 [a.json lines 17, 204, 205, 300, 301, ...; b.json line 3], "+
+		"missing channel: 1 [a.json line 9]);")
+}

@@ -119,6 +119,7 @@ func loadLines(ctx context.Context, br *bufio.Reader, name string, opts Options)
 			return nil, fmt.Errorf("reading %s line %d: %w", name, lr.number+1, err)
 		}
 
+		b.line = lr.number
 		if ln.tooLong {
 			b.skip(SkipLineTooLong)
 			continue
@@ -174,6 +175,8 @@ func loadLines(ctx context.Context, br *bufio.Reader, name string, opts Options)
 		// An empty input is a valid, empty recording.
 		return b, nil
 	}
+	// Events skipped in finish carry their own line numbers.
+	b.line = 0
 	dec.finish()
 	return b, nil
 }

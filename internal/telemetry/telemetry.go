@@ -149,6 +149,10 @@ type Batch struct {
 	Hosts map[string][]string
 	// Skipped counts the events left out, by reason (the Skip* constants).
 	Skipped map[string]int
+	// SkippedLines gives, by reason, the input line numbers (counting from
+	// 1) of the first MaxSkippedLines events left out for that reason.
+	// Events of .evtx files have no line and are not listed.
+	SkippedLines map[string][]int
 	// Notes counts events loaded with less fidelity than osquery would
 	// have, by reason (the Note* constants).
 	Notes map[string]int
@@ -157,7 +161,15 @@ type Batch struct {
 	// Clock is the newest `time` value loaded (Unix seconds), for the
 	// osquery `time` table of a replay; 0 when no row has one.
 	Clock int64
+
+	// line is the number of the input line being decoded, for
+	// SkippedLines; 0 when the event has no line.
+	line int
 }
+
+// MaxSkippedLines is the number of line numbers that Batch.SkippedLines
+// keeps per reason.
+const MaxSkippedLines = 5
 
 // Reasons for skipped events, the keys of Batch.Skipped.
 const (
@@ -190,12 +202,13 @@ const (
 
 func newBatch(format Format) *Batch {
 	return &Batch{
-		Format:  format,
-		Rows:    map[string][]map[string]string{},
-		Hosts:   map[string][]string{},
-		Skipped: map[string]int{},
-		Notes:   map[string]int{},
-		Offsets: map[string]OffsetInfo{},
+		Format:       format,
+		Rows:         map[string][]map[string]string{},
+		Hosts:        map[string][]string{},
+		Skipped:      map[string]int{},
+		SkippedLines: map[string][]int{},
+		Notes:        map[string]int{},
+		Offsets:      map[string]OffsetInfo{},
 	}
 }
 
@@ -204,8 +217,18 @@ func (b *Batch) add(table, host string, row map[string]string) {
 	b.Hosts[table] = append(b.Hosts[table], host)
 }
 
+// skip counts an event of the line being decoded as skipped for reason.
 func (b *Batch) skip(reason string) {
+	b.skipAt(reason, b.line)
+}
+
+// skipAt counts an event of input line lineNumber (0 when it has none) as
+// skipped for reason.
+func (b *Batch) skipAt(reason string, lineNumber int) {
 	b.Skipped[reason]++
+	if lineNumber > 0 && len(b.SkippedLines[reason]) < MaxSkippedLines {
+		b.SkippedLines[reason] = append(b.SkippedLines[reason], lineNumber)
+	}
 }
 
 // HostRows returns the rows of one host, by table name, in load order.

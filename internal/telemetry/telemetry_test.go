@@ -446,6 +446,23 @@ func TestLoadSkipsBadEvents(t *testing.T) {
 	require.Equal(t, -4*time.Hour, b.Offsets["H"].Offset)
 }
 
+func TestLoadSkippedLineNumbers(t *testing.T) {
+	t.Parallel()
+
+	sysmon := `{"EventTime":"2020-09-20 12:16:56","Hostname":"H","SourceName":"Microsoft-Windows-Sysmon","Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"UtcTime":"2020-09-20 16:16:56.597"}`
+	unplaced := `{"EventTime":"2020-09-20 12:16:56","Hostname":"OTHER","SourceName":"P","Channel":"Security","EventID":4624}`
+	lines := []string{sysmon, "{broken", sysmon, unplaced, ""}
+	for range 7 {
+		lines = append(lines, "{broken")
+	}
+
+	b, err := telemetry.Load(t.Context(), strings.NewReader(strings.Join(lines, "\n")+"\n"), "input.json", telemetry.Options{})
+	require.NoError(t, err)
+	require.Equal(t, 8, b.Skipped[telemetry.SkipMalformedJSON])
+	require.Equal(t, []int{2, 6, 7, 8, 9}, b.SkippedLines[telemetry.SkipMalformedJSON])
+	require.Equal(t, []int{4}, b.SkippedLines[telemetry.SkipUnknownOffset])
+}
+
 func TestLoadEmptyInput(t *testing.T) {
 	t.Parallel()
 

@@ -13,6 +13,8 @@ const WindowsEventsTable = "windows_events"
 // winEvent is one Windows event decoded from any layout, before its times
 // are placed in UTC.
 type winEvent struct {
+	// line is the input line of the event, counting from 1; 0 for .evtx.
+	line         int
 	computer     string
 	channel      string
 	provider     string
@@ -271,12 +273,13 @@ func newEventCollector(b *Batch, opts Options, decodeEvent func(object) (winEven
 }
 
 // decode buffers one event, or counts it as skipped with the decoder's reason.
-func (c *eventCollector) decode(obj object, _ int) {
+func (c *eventCollector) decode(obj object, lineNumber int) {
 	ev, reason := c.decodeEvent(obj)
 	if reason != "" {
-		c.b.skip(reason)
+		c.b.skipAt(reason, lineNumber)
 		return
 	}
+	ev.line = lineNumber
 	c.events = append(c.events, ev)
 }
 
@@ -297,7 +300,7 @@ func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
 			info := offsets[ev.computer]
 			info.Skipped++
 			offsets[ev.computer] = info
-			b.skip(SkipUnknownOffset)
+			b.skipAt(SkipUnknownOffset, ev.line)
 			continue
 		}
 		received := created
