@@ -575,3 +575,20 @@ func TestQueryMissingSQL(t *testing.T) {
 	require.Equal(t, ExitRuntime, got.code, got.stderr)
 	require.Contains(t, got.stderr, "missing.sql: file not found")
 }
+
+func TestQuerySourcesOfRecording(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.EmpirePsExec)
+	got := query(t, "--format", "json", path, "SELECT source, status, hint FROM remote_service_launch_sources")
+	require.Equal(t, ExitOK, got.code, got.stderr)
+
+	// The recording holds only Windows events, so the Unix sources are
+	// left out, and the empty ETW source names the recording.
+	rows := decodeJSONRows(t, got.stdout)
+	require.Equal(t, []map[string]string{
+		{"source": "sysmon", "status": "ok", "hint": ""},
+		{"source": "security", "status": "ok", "hint": ""},
+		{"source": "etw", "status": "empty", "hint": "the loaded telemetry holds no process_etw_events rows"},
+	}, rows)
+}

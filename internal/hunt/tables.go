@@ -38,7 +38,7 @@ func attachTables(e *engine.Engine, cmd command, cfg config, s *summary, stderr 
 		fmt.Fprintf(stderr, "svclaunch %s: warning: process_events and socket_events contain rows of %d hosts (%s), which these tables cannot tell apart; load one host's results log per run to avoid matches across hosts\n",
 			cmd.name, len(unixHosts), output.EscapeText(strings.Join(unixHosts, ", ")))
 	}
-	eventSources := append(sources.Windows(), sources.Unix(unixHost)...)
+	eventSources := recordedSources(s, unixHost, unixHosts)
 
 	// A recording is read whole: the lookback reaches its oldest row, and no
 	// row cap applies because the rows are already in memory.
@@ -65,7 +65,9 @@ func attachTables(e *engine.Engine, cmd command, cfg config, s *summary, stderr 
 
 	// remote_service_launch_sources counts each source's events in the
 	// recording and shows what the detection's last query read.
-	launchSources := remoteservicelaunchsources.New(remoteservicelaunchsources.ConfigFor(detection.Config()))
+	sourcesConfig := remoteservicelaunchsources.ConfigFor(detection.Config())
+	sourcesConfig.Recorded = true
+	launchSources := remoteservicelaunchsources.New(sourcesConfig)
 
 	visible := map[string][]string{}
 	for _, plugin := range []*table.Plugin{detection.Plugin(), launchSources.Plugin()} {
@@ -76,6 +78,30 @@ func attachTables(e *engine.Engine, cmd command, cfg config, s *summary, stderr 
 		visible[plugin.Name()] = columns
 	}
 	return visible, nil
+}
+
+// windowsEventTables are the osquery tables that the Windows sources read.
+var windowsEventTables = []string{"windows_events", "process_etw_events"}
+
+// recordedSources returns the sources of the platforms whose events the
+// recording holds: the Windows sources when it has windows_events or
+// process_etw_events rows, the Unix ones when it has process_events or
+// socket_events rows, and both when it has neither. A Windows-only
+// recording thus lists no Unix source in remote_service_launch_sources,
+// where the status missing would wrongly claim that osquery lacks the
+// table and empty would suggest a fix on hosts the recording never had.
+func recordedSources(s *summary, unixHost string, unixHosts []string) []sources.Source {
+	_, windowsHosts := s.hostOf(windowsEventTables)
+	hasWindows, hasUnix := len(windowsHosts) > 0, len(unixHosts) > 0
+
+	var out []sources.Source
+	if hasWindows || !hasUnix {
+		out = append(out, sources.Windows()...)
+	}
+	if hasUnix || !hasWindows {
+		out = append(out, sources.Unix(unixHost)...)
+	}
+	return out
 }
 
 // newLogger returns the logger of the extension's tables. It writes warnings,

@@ -41,6 +41,11 @@ type Evidence struct {
 	// Last is the detection's last read of the source, valid when HasLast.
 	Last    Read
 	HasLast bool
+	// Recorded marks counts taken over recorded telemetry loaded for a
+	// replay (svclaunch hunt and query) rather than over a live host. A
+	// missing kind of event then means the recording lacks it, so hints
+	// name the recording instead of a host's configuration.
+	Recorded bool
 }
 
 // Report is one source's state as remote_service_launch_sources shows it.
@@ -107,7 +112,14 @@ func Evaluate(e Evidence) Report {
 		// Nothing was counted, so nothing speaks against the source.
 		r.Status = StatusOK
 	default:
-		r.Status, r.Hint, r.MissingRoles = judgeCounts(a.Source, *e.Counts, e.Lookback)
+		within := "in the last " + strconv.FormatInt(int64(e.Lookback/time.Second), 10) + " s"
+		if e.Recorded {
+			within = "in the loaded telemetry"
+		}
+		r.Status, r.Hint, r.MissingRoles = judgeCounts(a.Source, *e.Counts, within)
+		if e.Recorded && r.Status == StatusEmpty {
+			r.Hint = recordedHint(a, *e.Counts)
+		}
 	}
 
 	if r.Status == StatusOK && r.Hint == "" && e.HasLast {
@@ -137,9 +149,9 @@ const (
 )
 
 // judgeCounts returns the status, hint and missing roles of an enabled
-// source from its event counts.
-func judgeCounts(source string, c Counts, lookback time.Duration) (string, string, Role) {
-	status, hint := judgeKinds(source, c, "in the last "+strconv.FormatInt(int64(lookback/time.Second), 10)+" s")
+// source from its event counts; within names the span of the counts.
+func judgeCounts(source string, c Counts, within string) (string, string, Role) {
+	status, hint := judgeKinds(source, c, within)
 	if status != StatusEmpty {
 		return status, hint, 0
 	}
@@ -227,6 +239,41 @@ func judgeKinds(source string, c Counts, within string) (string, string) {
 		}
 	}
 	return StatusOK, ""
+}
+
+// recordedHint describes an empty source of recorded telemetry: the kinds
+// of events the recording lacks. The host fixes of judgeKinds do not apply,
+// because the recording cannot change.
+func recordedHint(a Availability, c Counts) string {
+	var missing []string
+	switch a.Source {
+	case detect.SourceSysmon:
+		missing = missingKinds(c, "1", "3")
+		return "the loaded telemetry holds no Sysmon event " + strings.Join(missing, " or ")
+	case detect.SourceSecurity:
+		missing = missingKinds(c, "4688", "5156")
+		return "the loaded telemetry holds no Security event " + strings.Join(missing, " or ")
+	case detect.SourceETW:
+		if c.Total() > 0 {
+			return "the loaded telemetry holds process_etw_events rows but no " + sources.ETWProcessStart
+		}
+	case detect.SourceSocketEvents:
+		if c.Total() > 0 {
+			return "the loaded telemetry holds socket_events rows but no accept"
+		}
+	}
+	return "the loaded telemetry holds no " + a.Table + " rows"
+}
+
+// missingKinds returns the kinds among kinds that c did not count.
+func missingKinds(c Counts, kinds ...string) []string {
+	var missing []string
+	for _, kind := range kinds {
+		if c.Kind(kind) == 0 {
+			missing = append(missing, kind)
+		}
+	}
+	return missing
 }
 
 // readHint describes a problem of the detection's last read, or returns "".

@@ -323,3 +323,33 @@ func TestReadMainSkipReason(t *testing.T) {
 	require.Equal(t, "absurd_time", sourcehealth.Read{Skipped: map[string]int{"bad_pid": 2, "absurd_time": 2}}.MainSkipReason(), "ties go to the first name")
 	require.Equal(t, 4, sourcehealth.Read{Skipped: map[string]int{"bad_pid": 2, "absurd_time": 2}}.SkippedTotal())
 }
+
+func TestEvaluateRecorded(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		source string
+		byKind map[string]int64
+		status string
+		hint   string
+	}{
+		{"etw", map[string]int64{}, sourcehealth.StatusEmpty, "the loaded telemetry holds no process_etw_events rows"},
+		{"etw", map[string]int64{"ProcessStop": 3}, sourcehealth.StatusError, "no ProcessStart in the loaded telemetry"},
+		{"sysmon", map[string]int64{"1": 5}, sourcehealth.StatusEmpty, "the loaded telemetry holds no Sysmon event 3"},
+		{"sysmon", map[string]int64{"1": 5, "3": 2}, sourcehealth.StatusOK, "no Sysmon event 3 of services.exe in the loaded telemetry"},
+		{"security", map[string]int64{}, sourcehealth.StatusEmpty, "the loaded telemetry holds no Security event 4688 or 5156"},
+		{"process_events", map[string]int64{}, sourcehealth.StatusEmpty, "the loaded telemetry holds no process_events rows"},
+		{"socket_events", map[string]int64{"connect": 7}, sourcehealth.StatusEmpty, "the loaded telemetry holds socket_events rows but no accept"},
+	}
+	for _, tt := range tests {
+		r := sourcehealth.Evaluate(sourcehealth.Evidence{
+			Availability: availability(t, tt.source),
+			Counts:       counts(tt.byKind, func(c *sourcehealth.Counts) { c.ParentConnections = 0 }),
+			Lookback:     6030311 * time.Second,
+			Recorded:     true,
+		})
+		require.Equal(t, tt.status, r.Status, "%s %v: %s", tt.source, tt.byKind, r.Hint)
+		require.Contains(t, r.Hint, tt.hint, "%s %v", tt.source, tt.byKind)
+		require.NotContains(t, r.Hint, "6030311", "%s %v", tt.source, tt.byKind)
+	}
+}

@@ -49,6 +49,11 @@ type Config struct {
 	// Logger receives a line for each count query that fails. Nil
 	// discards.
 	Logger *slog.Logger
+	// Recorded marks a table that reads recorded telemetry loaded for a
+	// replay (svclaunch hunt and query) instead of a live osqueryd. An
+	// empty source's hint then names the kinds of events the recording
+	// lacks instead of a host fix, and hints give no lookback span.
+	Recorded bool
 }
 
 // ConfigFor returns the configuration that reports on the sources of a
@@ -126,7 +131,7 @@ func (t *Table) Generate(ctx context.Context, _ table.QueryContext) ([]map[strin
 
 	reports := make([]sourcehealth.Report, 0, len(t.cfg.Sources))
 	for _, source := range t.cfg.Sources {
-		evidence := sourcehealth.Evidence{Availability: snapshot.Check(source), Lookback: t.cfg.Lookback}
+		evidence := sourcehealth.Evidence{Availability: snapshot.Check(source), Lookback: t.cfg.Lookback, Recorded: t.cfg.Recorded}
 		evidence.Last, evidence.HasLast = t.cfg.Stats.Last(source)
 		if evidence.Availability.Usable() {
 			evidence.Counts, evidence.CountErr = t.count(ctx, source, lower)
