@@ -88,8 +88,9 @@ the bundled sample that hunt uses.
 
 Tables:
   remote_service_launches        the detections, one row per remotely launched child
-  remote_service_launch_sources  one row per event source, Windows and Unix: its status,
-                                 event count and a hint on what to change
+  remote_service_launch_sources  one row per event source of the platforms the loaded
+                                 telemetry holds: its status, event count and a hint on
+                                 which events the recording lacks
   windows_events                 Windows events of every channel, such as Sysmon's and
                                  Security's
   process_etw_events             ETW process starts and stops, from osquery results logs
