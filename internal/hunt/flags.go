@@ -210,7 +210,7 @@ const maxSQLFileBytes = 1 << 20
 // readSQLFile returns the statement in path ("-" reads stdin). An empty
 // statement is a usage error.
 func readSQLFile(path string, stdin io.Reader) (string, error) {
-	var r io.Reader = stdin
+	r := stdin
 	name := stdinName
 	if path != "-" {
 		f, _, err := openFile(path)
