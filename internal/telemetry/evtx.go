@@ -74,8 +74,13 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 			continue
 		}
 		// The parser stops at the first unreadable record of a chunk and
-		// returns the ones before it; the chunk header gives the count.
-		if want := chunk.Header.LastEventRecNumber - chunk.Header.FirstEventRecNumber + 1; uint64(len(records)) < want {
+		// returns the ones before it; the chunk header gives the count. A
+		// header whose numbers are reversed, or claim more records than a
+		// 64 KiB chunk can hold, is damaged: the chunk is counted instead.
+		first, last := chunk.Header.FirstEventRecNumber, chunk.Header.LastEventRecNumber
+		if last < first || last-first >= evtxChunkSize {
+			b.skip(SkipEvtxChunk)
+		} else if want := last - first + 1; uint64(len(records)) < want {
 			b.Skipped[SkipEvtxRecord] += int(want - uint64(len(records)))
 		}
 

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"math"
 	"os"
 	"testing"
@@ -148,4 +149,25 @@ func pythonEvtxTime(exact time.Time) time.Time {
 	whole, fraction := math.Modf(seconds)
 	micros := math.RoundToEven(fraction * 1e6)
 	return time.Unix(int64(whole), int64(micros)*1000).UTC()
+}
+
+func TestLoadEvtxDamagedChunkHeader(t *testing.T) {
+	t.Parallel()
+
+	path := testrecordings.Path(t, testrecordings.MeterpreterPsExecEVTX)
+	content, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// The first chunk follows the 4 KiB file header. Its header holds the
+	// first and last event record numbers at offsets 8 and 16; reversing
+	// them makes the record count underflow.
+	damaged := bytes.Clone(content)
+	chunk := damaged[4096:]
+	binary.LittleEndian.PutUint64(chunk[8:], 50)
+	binary.LittleEndian.PutUint64(chunk[16:], 10)
+
+	b, err := telemetry.Load(t.Context(), bytes.NewReader(damaged), "damaged.evtx", telemetry.Options{})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, b.Skipped[telemetry.SkipEvtxRecord], 0, "no negative record count")
+	require.Equal(t, 1, b.Skipped[telemetry.SkipEvtxChunk], "the damaged chunk is counted once")
 }
