@@ -17,32 +17,13 @@ import (
 	"github.com/svclaunch/svclaunch/internal/osq"
 	"github.com/svclaunch/svclaunch/internal/sources"
 	"github.com/svclaunch/svclaunch/internal/telemetry"
-	"github.com/svclaunch/svclaunch/internal/testrecordings"
+	"github.com/svclaunch/svclaunch/internal/windowstest"
 	"github.com/svclaunch/svclaunch/tables/remoteservicelaunches"
 )
 
-// batches caches loaded recordings, which no test changes.
-var batches = struct {
-	sync.Mutex
-	byRecording map[string]*telemetry.Batch
-}{byRecording: map[string]*telemetry.Batch{}}
-
 func loadBatch(t *testing.T, recording string) *telemetry.Batch {
 	t.Helper()
-
-	path := testrecordings.Path(t, recording)
-
-	batches.Lock()
-	defer batches.Unlock()
-
-	batch, ok := batches.byRecording[recording]
-	if !ok {
-		var err error
-		batch, err = telemetry.LoadFile(context.Background(), path, telemetry.Options{})
-		require.NoError(t, err)
-		batches.byRecording[recording] = batch
-	}
-	return batch
+	return windowstest.LoadRecording(t, recording)
 }
 
 // openEngine returns an engine holding the recording's rows for which keep

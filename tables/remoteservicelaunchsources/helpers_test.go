@@ -35,28 +35,9 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// batches caches loaded recordings, which no test changes.
-var batches = struct {
-	sync.Mutex
-	byRecording map[string]*telemetry.Batch
-}{byRecording: map[string]*telemetry.Batch{}}
-
 func loadBatch(t *testing.T, recording string) *telemetry.Batch {
 	t.Helper()
-
-	path := testrecordings.Path(t, recording)
-
-	batches.Lock()
-	defer batches.Unlock()
-
-	batch, ok := batches.byRecording[recording]
-	if !ok {
-		var err error
-		batch, err = telemetry.LoadFile(context.Background(), path, telemetry.Options{})
-		require.NoError(t, err)
-		batches.byRecording[recording] = batch
-	}
-	return batch
+	return windowstest.LoadRecording(t, recording)
 }
 
 func openEngine(t *testing.T) *engine.Engine {
