@@ -27,7 +27,7 @@ func (f *fingerprintFilter) has(fingerprint uint64) bool {
 }
 
 // windowFilter is a bitset over (group fingerprint, time bucket) pairs that
-// tells whether a group has an entry near a time. An entry at t is added
+// records whether a group has an entry near a time. An entry at t is added
 // to every bucket that overlaps [t - near.after, t + near.before], so a
 // probe at p reads one bucket and finds every entry in
 // [p - near.before, p + near.after]. It never misses such an entry, and

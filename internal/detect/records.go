@@ -140,7 +140,7 @@ type openCluster struct {
 // a run in time order, and tries to merge each record into one of the
 // latest mergeLookback clusters of its run, newest first. Clusters whose
 // latest member started more than reach before the record are skipped
-// without reading records; reach must be MergeSlack plus the coarsest
+// without reading records. reach must be MergeSlack plus the coarsest
 // resolution among the records. merge returns the cluster's ref after the
 // merge, or false when the two records are not one event. open is scratch
 // space, returned for reuse.

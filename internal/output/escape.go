@@ -8,18 +8,18 @@ import (
 )
 
 // needsEscape reports whether r must not reach a terminal or a spreadsheet
-// as it is: C0 and C1 controls and DEL (they start ANSI escape sequences,
-// move the cursor or end lines), Unicode format characters (bidirectional
-// overrides and zero-width characters that reorder or hide text), and the
-// line and paragraph separators U+2028 and U+2029.
+// as it is. That covers C0 and C1 controls and DEL, which start ANSI escape
+// sequences, move the cursor or end lines. It also covers Unicode format
+// characters (bidirectional overrides and zero-width characters, which
+// reorder or hide text) and the separators U+2028 and U+2029.
 func needsEscape(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 
 // EscapeText returns s with every character that needsEscape reports, and
-// every byte that is not valid UTF-8, replaced by a visible escape: \t, \n
-// and \r by name, other bytes below 0x80 and invalid bytes as \xNN, other
-// characters as \uNNNN or \UNNNNNNNN. Everything else, backslashes included,
+// every byte that is not valid UTF-8, replaced by a visible escape. \t, \n
+// and \r are written by name, other bytes below 0x80 and invalid bytes as
+// \xNN, and other characters as \uNNNN or \UNNNNNNNN. Everything else, backslashes included,
 // is kept, so Windows paths stay readable.
 //
 // NOTE: because backslashes are kept, the escaped text is not reversible: a

@@ -2,8 +2,8 @@
 // as osquery returns them) as an aligned table, a JSON array, newline-
 // delimited JSON or CSV.
 //
-// Values come from recorded telemetry, and command lines and paths in it are
-// chosen by whoever ran the commands. Every format therefore neutralises
+// Values come from recorded telemetry, whose command lines and paths an
+// attacker may have chosen. Every format therefore neutralises
 // control characters: the table and CSV writers replace them with visible
 // escapes such as \x1b, and the JSON writers escape them in JSON's own
 // \u syntax so that a decoder gets the exact value back.

@@ -229,7 +229,7 @@ func (s *ETW) ParentQuery(events *Events, parentNames []string) (string, error) 
 // parent, in an earlier boot or before the pid was reused, so it is left
 // alone. A row without a valid start_time (osquery writes -1 when it cannot
 // read it) fills nothing, because a start from an earlier boot could not be
-// told apart.
+// distinguished.
 func (s *ETW) FillParents(events *Events, rows []map[string]string) {
 	type parent struct {
 		path  string

@@ -147,8 +147,9 @@ func HostMatches(name, host string) bool {
 	return strings.EqualFold(name, host) || sameShortName(name, host)
 }
 
-// majorityOffset picks the most common offset; ties go to the offset closer
-// to zero, then the smaller one, so the result does not depend on map order.
+// majorityOffset picks the most common offset. A tie goes to the offset
+// closer to zero, then to the smaller one, so the result does not depend on
+// map order.
 func majorityOffset(counts map[time.Duration]int) OffsetInfo {
 	var best time.Duration
 	bestCount, total := -1, 0

@@ -153,10 +153,10 @@ func atoiFixed(s string) (int, bool) {
 
 // Layouts of windows_events.datetime. osquery copies TimeCreated's
 // SystemTime, which Windows renders with 7 fractional digits (100 ns).
-// Sources with sub-second digits are written in that form; digits the source
-// did not have are zeros, so python-evtx's microseconds gain one trailing 0.
-// Whole-second sources (NXLog EventTime) keep no fraction at all, so that
-// nobody mistakes ".0000000" for a measured value.
+// Sources with sub-second digits are written in that form, with zeros for
+// the digits the source did not have, so python-evtx's microseconds gain one
+// trailing 0. Whole-second sources (NXLog EventTime) keep no fraction at
+// all, because ".0000000" would read as a measured value.
 const (
 	datetimeFraction = "2006-01-02T15:04:05.0000000Z"
 	datetimeSeconds  = "2006-01-02T15:04:05Z"
