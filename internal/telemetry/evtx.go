@@ -68,7 +68,7 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 			continue
 		}
 
-		records, err := chunk.Parse(0)
+		records, err := parseChunk(chunk)
 		if err != nil {
 			b.skip(SkipEvtxChunk)
 			continue
@@ -105,6 +105,19 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 
 	addWindowsEvents(b, events, opts)
 	return b, nil
+}
+
+// parseChunk parses one chunk's records. The parser indexes its buffer with
+// sizes read from the chunk, and some, such as an array or SYSTEMTIME value
+// that runs past the chunk's end, make it panic; that chunk is reported as
+// an error.
+func parseChunk(chunk *evtx.Chunk) (records []*evtx.EventRecord, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			records, err = nil, fmt.Errorf("the .evtx parser failed on the chunk at offset %d: %v", chunk.Offset, r)
+		}
+	}()
+	return chunk.Parse(0)
 }
 
 // decodeEvtxRecord converts one parsed record. values are the record's own
