@@ -18,6 +18,13 @@ import "math"
 // offsets, and adds up the work each step costs the parser. A chunk whose
 // work passes maxParserWork is skipped and counted before the parser sees
 // it. The walk stops at that limit, so it is bounded itself.
+//
+// NOTE: the walk follows the parser's code at modelledParserVersion. A test
+// fails when go.mod names another version; check the walk against the new
+// code and run FuzzParseEvtxChunk before changing the constant.
+
+// modelledParserVersion is the parser version the walk follows.
+const modelledParserVersion = "v0.2.1-0.20250630041705-f4fa97e6f7fb"
 
 // maxParserWork is the work limit of one chunk, in units of about one small
 // allocation or 16 bytes copied. Real Sysmon chunks of about 40 records
@@ -126,6 +133,18 @@ func (w *parserWalk) charge(units int) bool {
 		w.work += units
 	}
 	return !w.over
+}
+
+// newContextWork is the work of a new parse context: the parser allocates
+// a context, a root template and a stack for each BinXml value and template
+// body, and expands the value's tree afterwards.
+const newContextWork = 16
+
+// subParse returns a cursor for a new parse context at off and charges for
+// the context.
+func (w *parserWalk) subParse(off int, shape *binXMLShape) *cursor {
+	w.charge(newContextWork)
+	return w.cursorAt(off, shape)
 }
 
 func (w *parserWalk) cursorAt(off int, shape *binXMLShape) *cursor {
@@ -299,7 +318,7 @@ func (c *cursor) templateInstance() bool {
 		bodySize := c.uint32()
 		template = &binXMLShape{}
 		c.walk.templates[id] = template
-		body := c.walk.cursorAt(c.off, template)
+		body := c.walk.subParse(c.off, template)
 		body.binXML(true)
 		c.off += bodySize
 		count = c.uint32()
@@ -377,7 +396,7 @@ func (c *cursor) value(kind, size int) int {
 		// The parser parses the value in a new context at its offset
 		// and then skips size bytes.
 		nested := &binXMLShape{}
-		c.walk.cursorAt(c.off, nested).binXML(false)
+		c.walk.subParse(c.off, nested).binXML(false)
 		c.off += size
 		c.walk.charge(nested.expandWork(0))
 		return nested.expandedKeys(0)

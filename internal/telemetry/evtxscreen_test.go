@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -212,6 +214,27 @@ func TestSafeChunk(t *testing.T) {
 
 		require.True(t, safeChunk(make([]byte, evtxChunkSize)))
 	})
+}
+
+// TestParserVersionModelled fails when go.mod requires another version of
+// the parser, or replaces it, since the walk follows its code.
+func TestParserVersionModelled(t *testing.T) {
+	t.Parallel()
+
+	goMod, err := os.ReadFile("../../go.mod")
+	require.NoError(t, err)
+
+	const parser = "www.velocidex.com/golang/evtx"
+	var required []string
+	for line := range strings.Lines(string(goMod)) {
+		fields := strings.Fields(line)
+		if slices.Contains(fields, parser) {
+			require.NotContains(t, fields, "=>", "a replaced parser is not the one parserWork follows")
+			required = append(required, strings.Join(fields, " "))
+		}
+	}
+	require.Equal(t, []string{parser + " " + modelledParserVersion}, required,
+		"the .evtx parser changed: check parserWork against its code, run FuzzParseEvtxChunk, then update modelledParserVersion")
 }
 
 // TestParserWorkOfRecordings checks that no chunk of the real .evtx
