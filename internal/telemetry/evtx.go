@@ -108,9 +108,9 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 }
 
 // parseChunk parses one chunk's records. The parser indexes its buffer with
-// sizes read from the chunk, and some, such as an array or SYSTEMTIME value
-// that runs past the chunk's end, make it panic; that chunk is reported as
-// an error.
+// sizes read from the chunk, and some of them make it panic, such as an
+// array or SYSTEMTIME value that runs past the chunk's end. Such a chunk is
+// reported as an error.
 func parseChunk(chunk *evtx.Chunk) (records []*evtx.EventRecord, err error) {
 	defer func() {
 		if r := recover(); r != nil {

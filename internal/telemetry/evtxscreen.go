@@ -16,7 +16,7 @@ import "math"
 //
 // safeChunk walks a chunk the way the parser does, following the same
 // offsets, and adds up the work each step costs the parser. A chunk whose
-// work passes maxParserWork is skipped and counted before the parser sees
+// work passes maxParserWork is skipped and counted before the parser reads
 // it. The walk stops at that limit, so it is bounded itself.
 //
 // NOTE: the walk follows the parser's code at modelledParserVersion. A test
@@ -93,8 +93,8 @@ func parserWork(chunk []byte) (int, bool) {
 	return w.work, !w.over
 }
 
-// binXMLShape is what the walk knows of one parsed BinXml tree: enough to
-// bound the work of expanding it.
+// binXMLShape is the size of one parsed BinXml tree: the counts that bound
+// the work of expanding it.
 type binXMLShape struct {
 	nodes   int // values set into the tree's nodes
 	depth   int // deepest element nesting
@@ -115,7 +115,8 @@ func (s *binXMLShape) expandedKeys(argKeys int) int {
 	return s.nodes + 1 + max(s.largest, argKeys)
 }
 
-// parserWalk is the state the parser shares across one chunk.
+// parserWalk is the walk's state for one chunk: the templates defined so
+// far and the work counted.
 type parserWalk struct {
 	chunk     []byte
 	templates map[uint32]*binXMLShape // templates defined so far, by id
@@ -161,8 +162,8 @@ type cursor struct {
 }
 
 // take advances past n bytes when they are all inside the chunk, as every
-// read of the parser does; a read past the end returns zero and leaves the
-// offset.
+// read of the parser does. A read past the end returns zero and leaves the
+// offset unchanged.
 func (c *cursor) take(n int) bool {
 	if n < 0 || c.off+n > len(c.walk.chunk) {
 		return false
@@ -199,7 +200,7 @@ func (c *cursor) readBytes(n int) {
 	c.walk.charge(1 + n/16)
 }
 
-// setValue stands for setting a key of the open element. The ordered
+// setValue counts setting a key of the open element. The ordered
 // dictionary the parser uses scans its keys to replace one, so the cost
 // grows with the keys set before.
 func (c *cursor) setValue() {

@@ -115,10 +115,10 @@ func fanOut(width, levels int) []byte {
 const emptyNameAt = 0x100
 
 // nestedElements returns a template body of depth elements inside each
-// other, each holding one text value. A tree this deep makes the walk's
-// bound on expanding it, nodes times depth, pass the limit; that is the
-// bound that covers the parser copying keys of elements named "" into their
-// parents at every level.
+// other, each holding one text value. The walk bounds the work of expanding
+// a tree by its nodes times its depth, because the parser copies the keys of
+// elements named "" into their parents at every level. At this depth the
+// bound passes the limit.
 func nestedElements(depth int) []byte {
 	var b []byte
 	for range depth {
@@ -153,7 +153,8 @@ func TestSafeChunk(t *testing.T) {
 			binXML: defineTemplate(7, emptyBody, fourBillion),
 		},
 		{
-			// The parser reads zeros past the chunk's end: cheap.
+			// The parser reads zeros past the chunk's end, which costs
+			// little.
 			name:   "count past the chunk end",
 			binXML: defineTemplate(7, emptyBody, 0x4000),
 			safe:   true,
@@ -246,14 +247,14 @@ func TestParserWorkOfRecordings(t *testing.T) {
 		content, err := os.ReadFile(testrecordings.Path(t, recording))
 		require.NoError(t, err)
 
-		most := 0
+		maxWork := 0
 		for offset := evtxHeaderSize; offset+evtxChunkSize <= len(content); offset += evtxChunkSize {
 			work, safe := parserWork(content[offset : offset+evtxChunkSize])
 			require.True(t, safe, "%s: chunk at %d", recording, offset)
-			most = max(most, work)
+			maxWork = max(maxWork, work)
 		}
-		require.Positive(t, most, recording)
-		require.Less(t, most, maxParserWork/10, "%s: the limit should leave a margin of ten", recording)
+		require.Positive(t, maxWork, recording)
+		require.Less(t, maxWork, maxParserWork/10, "%s: the limit should leave a margin of ten", recording)
 	}
 }
 
@@ -268,8 +269,8 @@ func TestLoadEvtxParserPanic(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, good.Rows)
 
-	// A SYSTEMTIME value the parser reads as 65,535 bytes, near the end
-	// of the chunk, makes it slice past its buffer.
+	// A SYSTEMTIME value whose descriptor claims 65,535 bytes runs past
+	// the chunk's end, and the parser slices past its buffer.
 	binXML := defineTemplate(7, emptyBody, 1, value{kind: kindSystemTime, data: make([]byte, 16)})
 	binary.LittleEndian.PutUint16(binXML[len(binXML)-20:], 0xffff)
 	panicking := chunkWithRecord(binXML)
@@ -288,7 +289,7 @@ func TestLoadEvtxParserPanic(t *testing.T) {
 	require.Len(t, b.Rows, len(good.Rows), "the real chunk after it still loads")
 }
 
-// parserAllocLimit is the most FuzzParseEvtxChunk lets the parser allocate
+// parserAllocLimit is the allocation FuzzParseEvtxChunk allows the parser
 // for one chunk within maxParserWork: 64 bytes per unit of work.
 const parserAllocLimit = 64 * maxParserWork
 
