@@ -191,7 +191,7 @@ func evtxTimeCreated(system *ordereddict.Dict, values *recordSubstitutions) (tim
 		return time.Time{}, false
 	}
 	seconds, ok := raw.(float64)
-	if !ok {
+	if !ok || math.IsNaN(seconds) || seconds < firstDatetimeSecond || seconds >= endDatetimeSecond {
 		return time.Time{}, false
 	}
 
@@ -207,6 +207,15 @@ func evtxTimeCreated(system *ordereddict.Dict, values *recordSubstitutions) (tim
 	ticks := int64(math.Round(frac * 1e7))
 	return time.Unix(int64(whole), ticks*100).UTC(), true
 }
+
+// The Unix seconds of the times windows_events.datetime can hold: a FILETIME
+// starts in 1601, and the column's year has four digits. A damaged record's
+// FILETIME can reach the year 60056, and such a record is skipped as one
+// without a valid time.
+var (
+	firstDatetimeSecond = float64(time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	endDatetimeSecond   = float64(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+)
 
 // evtxEventData returns the EventData fields. Names and order come from the
 // parsed event. Values come from the record's own substitutions when there is

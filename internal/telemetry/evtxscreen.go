@@ -55,8 +55,8 @@ func safeChunk(chunk []byte) bool {
 // parserWork returns the work the parser spends on chunk, and false when it
 // passes maxParserWork; the count then stops at the limit.
 func parserWork(chunk []byte) (int, bool) {
-	if len(chunk) < evtxChunkSize || string(chunk[:8]) != "ElfChnk\x00" {
-		// The parser rejects the chunk itself.
+	if len(chunk) < evtxChunkSize {
+		// The parser fails to read a short chunk.
 		return 0, true
 	}
 

@@ -1,9 +1,11 @@
 package telemetry
 
 import (
+	"math"
 	"testing"
 	"time"
 
+	"github.com/Velocidex/ordereddict"
 	"github.com/stretchr/testify/require"
 )
 
@@ -194,4 +196,52 @@ func TestKnownTablesFromSchema(t *testing.T) {
 		require.NotEmpty(t, table.columns, table.name)
 		require.NotEmpty(t, table.visible, table.name)
 	}
+}
+
+func TestEvtxTimeCreatedRange(t *testing.T) {
+	t.Parallel()
+
+	system := func(seconds float64) *ordereddict.Dict {
+		created := ordereddict.NewDict().Set("SystemTime", seconds)
+		return ordereddict.NewDict().Set("TimeCreated", created)
+	}
+	secondsOf := func(year int) float64 {
+		return float64(time.Date(year, 5, 6, 21, 1, 36, 0, time.UTC).Unix())
+	}
+
+	tests := []struct {
+		name    string
+		seconds float64
+		ok      bool
+	}{
+		{name: "year 2020", seconds: secondsOf(2020), ok: true},
+		{name: "year 1601", seconds: secondsOf(1601), ok: true},
+		{name: "year 9999", seconds: secondsOf(9999), ok: true},
+		{name: "year 10000", seconds: secondsOf(10000)},
+		{name: "year 50237", seconds: secondsOf(50237)},
+		{name: "before 1601", seconds: secondsOf(1600)},
+		{name: "NaN", seconds: math.NaN()},
+		{name: "infinity", seconds: math.Inf(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			created, ok := evtxTimeCreated(system(tt.seconds), nil)
+			require.Equal(t, tt.ok, ok, "time %v", created)
+			if ok {
+				_, err := time.Parse(time.RFC3339Nano, FormatDatetime(created, true))
+				require.NoError(t, err)
+			}
+		})
+	}
+
+	t.Run("FILETIME of year 60056", func(t *testing.T) {
+		t.Parallel()
+
+		const largest = math.MaxUint64
+		values := &recordSubstitutions{filetimes: []uint64{largest}}
+		_, ok := evtxTimeCreated(system(filetimeSeconds(largest)), values)
+		require.False(t, ok)
+	})
 }
