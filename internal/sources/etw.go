@@ -159,8 +159,8 @@ func etwTime(filetime, seconds string) (detect.Timestamp, string) {
 	}
 	// Checking the range first keeps the conversion to nanoseconds from
 	// overflowing.
-	earliest := earliestEventTime.UnixNano()/100 + filetimeUnixEpoch
-	latest := latestEventTime.UnixNano()/100 + filetimeUnixEpoch
+	earliest := detect.EarliestEventTime.UnixNano()/100 + filetimeUnixEpoch
+	latest := detect.LatestEventTime.UnixNano()/100 + filetimeUnixEpoch
 	if ticks < earliest || ticks >= latest {
 		return detect.Timestamp{}, SkipAbsurdTime
 	}
@@ -242,7 +242,7 @@ func (s *ETW) FillParents(events *Events, rows []map[string]string) {
 			continue
 		}
 		startSeconds, err := strconv.ParseInt(strings.TrimSpace(row["start_time"]), 10, 64)
-		if err != nil || startSeconds <= 0 || startSeconds >= latestEventTime.Unix() {
+		if err != nil || startSeconds <= 0 || startSeconds >= detect.LatestEventTime.Unix() {
 			continue
 		}
 		path := row["path"]

@@ -108,16 +108,16 @@ func requirePlausibleEvents(t *testing.T, events *Events) {
 	for _, p := range events.Processes {
 		require.GreaterOrEqual(t, p.PID, detect.UnknownPID)
 		require.GreaterOrEqual(t, p.ParentPID, detect.UnknownPID)
-		require.False(t, p.Time.Time().Before(earliestEventTime), "process time %v", p.Time.Time())
-		require.True(t, p.Time.Time().Before(latestEventTime), "process time %v", p.Time.Time())
+		require.False(t, p.Time.Time().Before(detect.EarliestEventTime), "process time %v", p.Time.Time())
+		require.True(t, p.Time.Time().Before(detect.LatestEventTime), "process time %v", p.Time.Time())
 		require.Positive(t, p.Time.Resolution)
 	}
 	for _, c := range events.Connections {
 		require.GreaterOrEqual(t, c.PID, detect.UnknownPID)
 		require.True(t, c.LocalPort >= 0 && c.LocalPort <= 65535, "local port %d", c.LocalPort)
 		require.True(t, c.RemotePort >= 0 && c.RemotePort <= 65535, "remote port %d", c.RemotePort)
-		require.False(t, c.Time.Time().Before(earliestEventTime), "connection time %v", c.Time.Time())
-		require.True(t, c.Time.Time().Before(latestEventTime), "connection time %v", c.Time.Time())
+		require.False(t, c.Time.Time().Before(detect.EarliestEventTime), "connection time %v", c.Time.Time())
+		require.True(t, c.Time.Time().Before(detect.LatestEventTime), "connection time %v", c.Time.Time())
 	}
 }
 
@@ -163,8 +163,8 @@ func FuzzParseUTCTime(f *testing.F) {
 		if err != nil {
 			return
 		}
-		require.False(t, ts.Time().Before(earliestEventTime), "time %v", ts.Time())
-		require.True(t, ts.Time().Before(latestEventTime), "time %v", ts.Time())
+		require.False(t, ts.Time().Before(detect.EarliestEventTime), "time %v", ts.Time())
+		require.True(t, ts.Time().Before(detect.LatestEventTime), "time %v", ts.Time())
 		require.Contains(t, []time.Duration{
 			time.Second, 100 * time.Millisecond, 10 * time.Millisecond, time.Millisecond,
 			100 * time.Microsecond, 10 * time.Microsecond, time.Microsecond,
@@ -181,7 +181,7 @@ func FuzzDatetimeRoundTrip(f *testing.F) {
 		text := telemetry.FormatDatetime(written, subsecond)
 
 		ts, err := parseUTCTime(text)
-		if written.Before(earliestEventTime) || !written.Before(latestEventTime) {
+		if written.Before(detect.EarliestEventTime) || !written.Before(detect.LatestEventTime) {
 			require.Error(t, err, text)
 			return
 		}

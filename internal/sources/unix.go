@@ -189,7 +189,7 @@ func unixTime(s string) (detect.Timestamp, string) {
 		return detect.Timestamp{}, SkipUnparsableTime
 	}
 	t := time.Unix(seconds, 0)
-	if t.Before(earliestEventTime) || !t.Before(latestEventTime) {
+	if !detect.PlausibleEventTime(t) {
 		return detect.Timestamp{}, SkipAbsurdTime
 	}
 	return detect.Timestamp{UnixNano: t.UnixNano(), Resolution: detect.ResolutionSecond}, ""

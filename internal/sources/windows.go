@@ -81,13 +81,6 @@ func parseWindowsRow(row map[string]string, channel string, eventIDs []int, buf 
 	return event, ""
 }
 
-// Bounds of a plausible event time. Anything outside is a broken clock or a
-// zero FILETIME (1601-01-01), and would only produce false matches.
-var (
-	earliestEventTime = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
-	latestEventTime   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
-)
-
 // errAbsurdTime marks a time that parsed but lies outside the plausible
 // range.
 var errAbsurdTime = errors.New("event time outside 1990..2200")
@@ -141,7 +134,7 @@ func parseUTCTime(s string) (detect.Timestamp, error) {
 	if err != nil {
 		return detect.Timestamp{}, fmt.Errorf("invalid time %q", s)
 	}
-	if t.Before(earliestEventTime) || !t.Before(latestEventTime) {
+	if !detect.PlausibleEventTime(t) {
 		return detect.Timestamp{}, errAbsurdTime
 	}
 

@@ -24,7 +24,7 @@ func (d *resultsDecoder) decode(obj object, _ int) {
 	query, _ := obj.text("name")
 	if unixTime, ok := obj.text("unixTime"); ok {
 		if n, err := strconv.ParseInt(unixTime, 10, 64); err == nil {
-			d.b.Clock = max(d.b.Clock, n)
+			d.b.advanceClock(n)
 		}
 	}
 
@@ -107,7 +107,7 @@ func (d *resultsDecoder) addRow(raw json.RawMessage, host, query string) {
 
 	d.b.add(table, host, row)
 	if n, err := strconv.ParseInt(row["time"], 10, 64); err == nil {
-		d.b.Clock = max(d.b.Clock, n)
+		d.b.advanceClock(n)
 	}
 }
 

@@ -52,6 +52,8 @@ import (
 
 	"golang.org/x/text/encoding/unicode"
 	"golang.org/x/text/transform"
+
+	"github.com/svclaunch/svclaunch/internal/detect"
 )
 
 // Format names an input layout.
@@ -179,6 +181,7 @@ const (
 	SkipMissingEventID  = "missing or invalid event id"
 	SkipMissingChannel  = "missing channel"
 	SkipMissingTime     = "missing or invalid event time"
+	SkipImplausibleTime = "event time outside 1990 to 2200"
 	SkipUnknownOffset   = "local time without known UTC offset"
 	SkipRemoved         = "osquery results-log row removed"
 	SkipUnknownTable    = "columns match no known osquery table"
@@ -228,6 +231,15 @@ func (b *Batch) skipAt(reason string, lineNumber int) {
 	b.Skipped[reason]++
 	if lineNumber > 0 && len(b.SkippedLines[reason]) < MaxSkippedLines {
 		b.SkippedLines[reason] = append(b.SkippedLines[reason], lineNumber)
+	}
+}
+
+// advanceClock moves Clock to the Unix time seconds when that is later and
+// plausible. A row with an absurd time stays in the batch, where the
+// table's sources skip and count it, but it moves no lookback.
+func (b *Batch) advanceClock(seconds int64) {
+	if seconds > b.Clock && seconds < detect.LatestEventTime.Unix() {
+		b.Clock = seconds
 	}
 }
 

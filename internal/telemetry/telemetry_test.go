@@ -425,6 +425,8 @@ func TestLoadSkipsBadEvents(t *testing.T) {
 		`{"EventTime":"2020-09-20 12:16:57","Hostname":"H","SourceName":"P","EventID":4624}`,
 		`{"EventTime":"2020-09-20 12:16:57","Hostname":"OTHER","SourceName":"P","Channel":"Security","EventID":4624}`,
 		`{"EventTime":"2020-09-20 12:16:57","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624,"Big":"` + strings.Repeat("x", telemetry.MaxLineBytes) + `"}`,
+		`{"EventTime":"2250-09-20 12:16:57","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}`,
+		`{"EventTime":"1980-09-20 12:16:57","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}`,
 		good,
 	}
 
@@ -433,14 +435,16 @@ func TestLoadSkipsBadEvents(t *testing.T) {
 
 	require.Len(t, b.Rows[telemetry.WindowsEventsTable], 2)
 	require.Equal(t, map[string]int{
-		telemetry.SkipMalformedJSON:  1,
-		telemetry.SkipNotObject:      1,
-		telemetry.SkipMissingEventID: 1,
-		telemetry.SkipMissingTime:    1,
-		telemetry.SkipMissingChannel: 1,
-		telemetry.SkipUnknownOffset:  1,
-		telemetry.SkipLineTooLong:    1,
+		telemetry.SkipMalformedJSON:   1,
+		telemetry.SkipNotObject:       1,
+		telemetry.SkipMissingEventID:  1,
+		telemetry.SkipMissingTime:     1,
+		telemetry.SkipMissingChannel:  1,
+		telemetry.SkipUnknownOffset:   1,
+		telemetry.SkipLineTooLong:     1,
+		telemetry.SkipImplausibleTime: 2,
 	}, b.Skipped)
+	require.Equal(t, time.Date(2020, 9, 20, 16, 16, 57, 0, time.UTC).Unix(), b.Clock, "an event of 2250 moves no clock")
 	require.Equal(t, telemetry.OffsetUnknown, b.Offsets["OTHER"].Method)
 	require.Equal(t, 1, b.Offsets["OTHER"].Skipped)
 	require.Equal(t, -4*time.Hour, b.Offsets["H"].Offset)

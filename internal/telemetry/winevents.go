@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/svclaunch/svclaunch/internal/detect"
 )
 
 // WindowsEventsTable is the osquery table that Windows events load into.
@@ -310,6 +312,13 @@ func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
 			}
 		}
 
+		// The table's sources would skip such an event too, and it would
+		// move the replay's clock, and with it every lookback, by years.
+		if !detect.PlausibleEventTime(created) || !detect.PlausibleEventTime(received) {
+			b.skipAt(SkipImplausibleTime, ev.line)
+			continue
+		}
+
 		row := map[string]string{
 			"time":          strconv.FormatInt(received.Unix(), 10),
 			"datetime":      FormatDatetime(created, ev.created.fraction),
@@ -328,7 +337,7 @@ func addWindowsEvents(b *Batch, events []winEvent, opts Options) {
 		setIfKnown(row, "keywords", ev.keywords)
 
 		b.add(WindowsEventsTable, ev.computer, row)
-		b.Clock = max(b.Clock, received.Unix())
+		b.advanceClock(received.Unix())
 	}
 
 	for host, info := range offsets {
