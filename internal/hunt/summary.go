@@ -17,6 +17,7 @@ type summary struct {
 	formats map[telemetry.Format]int
 	loaded  map[string]int // table -> rows
 	skipped map[string]int // reason -> events
+	notes   map[string]int // note -> events loaded with less fidelity
 	// skippedLines lists, by reason, the inputs with line numbers of
 	// skipped events, in load order.
 	skippedLines map[string][]inputLines
@@ -54,6 +55,7 @@ func newSummary() *summary {
 		formats:      map[telemetry.Format]int{},
 		loaded:       map[string]int{},
 		skipped:      map[string]int{},
+		notes:        map[string]int{},
 		skippedLines: map[string][]inputLines{},
 		offsets:      map[string][]hostOffset{},
 		hosts:        map[string]map[string]bool{},
@@ -71,6 +73,9 @@ func (s *summary) addBatch(name string, b *telemetry.Batch) {
 		if lines := b.SkippedLines[reason]; len(lines) > 0 {
 			s.skippedLines[reason] = append(s.skippedLines[reason], inputLines{input: name, lines: lines, more: n > len(lines)})
 		}
+	}
+	for note, n := range b.Notes {
+		s.notes[note] += n
 	}
 	for host, info := range b.Offsets {
 		s.offsets[host] = append(s.offsets[host], hostOffset{input: name, info: info})
@@ -116,6 +121,9 @@ func (s *summary) hostOf(tables []string) (string, []string) {
 // line is escaped like table output.
 func (s *summary) line(command string, rows int, noun string) string {
 	parts := []string{s.filesPart(), s.loadedPart(), s.skippedPart()}
+	if notes := s.notesPart(); notes != "" {
+		parts = append(parts, notes)
+	}
 	if offsets := s.offsetsPart(); offsets != "" {
 		parts = append(parts, offsets)
 	}
@@ -199,6 +207,22 @@ func (s *summary) skippedPart() string {
 		return "skipped 0 events"
 	}
 	return fmt.Sprintf("skipped %s (%s)", plural(total, "event"), strings.Join(reasons, ", "))
+}
+
+// notesPart lists, by note, the number of events loaded with less fidelity
+// than osquery would give, or returns "" when there are none. One event can
+// carry several notes, so the counts are not added up.
+func (s *summary) notesPart() string {
+	notes := make([]string, 0, len(s.notes))
+	for _, note := range sortedKeys(s.notes) {
+		if s.notes[note] > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d", note, s.notes[note]))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "notes (" + strings.Join(notes, ", ") + ")"
 }
 
 // skippedLinesPart renders where the events skipped for reason were, such

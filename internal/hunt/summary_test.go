@@ -46,6 +46,27 @@ func TestSummaryLine(t *testing.T) {
 		s.line("hunt", 1, "detection"))
 }
 
+func TestSummaryNotes(t *testing.T) {
+	t.Parallel()
+
+	s := newSummary()
+	s.addBatch("a.evtx", &telemetry.Batch{
+		Format: telemetry.FormatEvtx,
+		Rows:   map[string][]map[string]string{"windows_events": make([]map[string]string, 41)},
+		Notes:  map[string]int{telemetry.NoteEvtxChecksum: 41, telemetry.NoteUserDataFlattened: 0},
+	})
+	s.addBatch("b.evtx", &telemetry.Batch{
+		Format: telemetry.FormatEvtx,
+		Rows:   map[string][]map[string]string{"windows_events": make([]map[string]string, 2)},
+		Notes:  map[string]int{telemetry.NoteEvtxChecksum: 1, telemetry.NoteEvtxParsedValues: 2},
+	})
+
+	require.Equal(t, "svclaunch hunt: 2 files (evtx); loaded windows_events 43; skipped 0 events; "+
+		"notes (.evtx record from a chunk whose checksum does not match: 42, "+
+		".evtx record read without its typed values: 2); 0 detections\n",
+		s.line("hunt", 0, "detection"))
+}
+
 func TestSummaryDisagreeingInputs(t *testing.T) {
 	t.Parallel()
 

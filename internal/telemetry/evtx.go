@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"strconv"
@@ -15,8 +16,11 @@ import (
 	"www.velocidex.com/golang/evtx"
 )
 
-// evtxMagic starts every .evtx file.
-const evtxMagic = "ElfFile\x00"
+// evtxMagic starts every .evtx file, and evtxChunkMagic every chunk.
+const (
+	evtxMagic      = "ElfFile\x00"
+	evtxChunkMagic = "ElfChnk\x00"
+)
 
 // Sizes of the .evtx file header and of one chunk; records never cross
 // chunks.
@@ -41,70 +45,161 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 
-	// A file is a 4 KiB header followed by whole chunks. The parser drops a
-	// partial last chunk without a word, so a cut-off file is rejected here.
-	if len(content) < evtxHeaderSize || (len(content)-evtxHeaderSize)%evtxChunkSize != 0 {
-		return nil, fmt.Errorf("reading %s: the .evtx file is truncated: it has %d bytes, expected a %d-byte header and whole %d-byte chunks", name, len(content), evtxHeaderSize, evtxChunkSize)
+	// A file is a 4 KiB header followed by whole chunks.
+	if len(content) < evtxHeaderSize {
+		return nil, fmt.Errorf("reading %s: the .evtx file is truncated: it has %d bytes, fewer than the %d-byte file header", name, len(content), evtxHeaderSize)
 	}
-
-	chunks, err := evtx.GetChunks(bytes.NewReader(content))
-	if err != nil {
+	if _, err := evtx.GetChunks(bytes.NewReader(content[:evtxHeaderSize])); err != nil {
 		return nil, fmt.Errorf("reading %s: invalid .evtx file: %w", name, err)
 	}
 
 	b := newBatch(FormatEvtx)
 	var events []winEvent
-	for _, chunk := range chunks {
+	for offset := evtxHeaderSize; offset < len(content); offset += evtxChunkSize {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("loading %s: %w", name, err)
 		}
 
-		var chunkBytes []byte
-		if end := chunk.Offset + evtxChunkSize; chunk.Offset >= 0 && end <= int64(len(content)) {
-			chunkBytes = content[chunk.Offset:end]
-		}
-		if !safeChunk(chunkBytes) {
-			b.skip(SkipEvtxChunk)
+		end := min(offset+evtxChunkSize, len(content))
+		if end-offset < evtxChunkSize {
+			events = append(events, loadCutEvtxChunk(b, content[offset:end])...)
 			continue
 		}
-
-		records, err := parseChunk(chunk)
-		if err != nil {
-			b.skip(SkipEvtxChunk)
-			continue
-		}
-		// The parser stops at the first unreadable record of a chunk and
-		// returns the ones before it; the chunk header gives the count. A
-		// header whose numbers are reversed, or claim more records than a
-		// 64 KiB chunk can hold, is damaged: the chunk is counted instead.
-		first, last := chunk.Header.FirstEventRecNumber, chunk.Header.LastEventRecNumber
-		if last < first || last-first >= evtxChunkSize {
-			b.skip(SkipEvtxChunk)
-		} else if want := last - first + 1; uint64(len(records)) < want {
-			b.Skipped[SkipEvtxRecord] += int(want - uint64(len(records)))
-		}
-
-		exact := chunkRecordValues(chunkBytes)
-
-		for _, record := range records {
-			values := exact[record.Header.RecordID]
-			if values == nil {
-				b.Notes[NoteEvtxParsedValues]++
-			}
-			ev, reason := decodeEvtxRecord(record, values)
-			if reason != "" {
-				b.skip(reason)
-				continue
-			}
-			if ev.userData {
-				b.Notes[NoteUserDataFlattened]++
-			}
-			events = append(events, ev)
-		}
+		events = append(events, loadEvtxChunk(b, content[offset:end])...)
 	}
 
 	addWindowsEvents(b, events, opts)
 	return b, nil
+}
+
+// loadEvtxChunk parses one 64 KiB chunk and returns its events. Records it
+// cannot read are counted.
+//
+// The file header's chunk count is stale in files that were not closed, so
+// every chunk slot is read. A slot without the chunk magic is unused, with
+// zeros or stale bytes, unless records follow its header: those are
+// counted. The parser reads records by the numbers in the chunk header, so
+// the records are also counted by walking the chunk, and those the parser
+// did not return are counted.
+func loadEvtxChunk(b *Batch, chunkBytes []byte) []winEvent {
+	present := chunkRecordCount(chunkBytes)
+	if string(chunkBytes[:8]) != evtxChunkMagic {
+		if present > 0 {
+			b.Skipped[SkipEvtxChunk] += present
+		}
+		return nil
+	}
+
+	records, ok := parseEvtxChunk(chunkBytes)
+	if !ok {
+		b.Skipped[SkipEvtxChunk] += max(present, 1)
+		return nil
+	}
+	if missing := present - len(records); missing > 0 {
+		b.Skipped[SkipEvtxRecord] += missing
+	}
+	return decodeEvtxRecords(b, chunkBytes, records, evtxChecksumsMatch(chunkBytes))
+}
+
+// loadCutEvtxChunk loads the whole records of the cut-off last chunk of a
+// file, and counts the record the cut runs through and, from the chunk
+// header's record numbers when they are plausible, those after it.
+func loadCutEvtxChunk(b *Batch, partial []byte) []winEvent {
+	if len(bytes.Trim(partial, "\x00")) == 0 {
+		return nil
+	}
+
+	// The chunk is padded with zeros and cut again at the first record
+	// that runs past the end, so that the parser stops before it rather
+	// than read zeros as its values.
+	chunkBytes := make([]byte, evtxChunkSize)
+	copy(chunkBytes, partial)
+	crossed := false
+	for offset, size := range chunkRecords(chunkBytes) {
+		if offset+size > len(partial) {
+			clear(chunkBytes[offset:])
+			crossed = true
+			break
+		}
+	}
+
+	var records []*evtx.EventRecord
+	if string(chunkBytes[:8]) == evtxChunkMagic {
+		records, _ = parseEvtxChunk(chunkBytes)
+	}
+
+	// Without plausible record numbers the loss is unknown, and counted as
+	// one record.
+	missing := 1
+	if len(partial) >= 24 {
+		first, last := le.Uint64(partial[8:]), le.Uint64(partial[16:])
+		if first <= last && last-first < evtxChunkSize/evtxRecordHeaderSize {
+			missing = max(int(last-first+1)-len(records), 0)
+		}
+	}
+	if crossed {
+		missing = max(missing, 1)
+	}
+	if missing > 0 {
+		b.Skipped[SkipEvtxCut] += missing
+	}
+
+	// The checksums cover the bytes that were cut, so they are not checked.
+	return decodeEvtxRecords(b, chunkBytes, records, true)
+}
+
+// parseEvtxChunk parses a chunk's records when the walk in safeChunk finds
+// the parser's work bounded, and reports false when it does not or the
+// parser fails.
+func parseEvtxChunk(chunkBytes []byte) ([]*evtx.EventRecord, bool) {
+	if !safeChunk(chunkBytes) {
+		return nil, false
+	}
+	chunk, err := evtx.NewChunk(bytes.NewReader(chunkBytes), 0)
+	if err != nil {
+		return nil, false
+	}
+	records, err := parseChunk(chunk)
+	return records, err == nil
+}
+
+// decodeEvtxRecords converts a chunk's parsed records to events, counting
+// those it skips and those read with less fidelity.
+func decodeEvtxRecords(b *Batch, chunkBytes []byte, records []*evtx.EventRecord, intact bool) []winEvent {
+	exact := chunkRecordValues(chunkBytes)
+
+	var events []winEvent
+	for _, record := range records {
+		values := exact[record.Header.RecordID]
+		if values == nil {
+			b.Notes[NoteEvtxParsedValues]++
+		}
+		ev, reason := decodeEvtxRecord(record, values)
+		if reason != "" {
+			b.skip(reason)
+			continue
+		}
+		if ev.userData {
+			b.Notes[NoteUserDataFlattened]++
+		}
+		if !intact {
+			b.Notes[NoteEvtxChecksum]++
+		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// evtxChecksumsMatch reports whether a chunk's CRC32 checksums match: the
+// header's, over its first 120 bytes and bytes 128 to 512, and the records',
+// over the bytes from 512 to the free space offset.
+func evtxChecksumsMatch(chunk []byte) bool {
+	free := int(le.Uint32(chunk[48:]))
+	if free < 0x200 || free > len(chunk) {
+		return false
+	}
+	header := crc32.Update(crc32.ChecksumIEEE(chunk[:120]), crc32.IEEETable, chunk[128:0x200])
+	return header == le.Uint32(chunk[124:]) && crc32.ChecksumIEEE(chunk[0x200:free]) == le.Uint32(chunk[52:])
 }
 
 // parseChunk parses one chunk's records. The parser indexes its buffer with

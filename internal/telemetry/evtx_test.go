@@ -109,14 +109,38 @@ func TestLoadEvtxGzipAndErrors(t *testing.T) {
 		require.Equal(t, want, got)
 	})
 
-	t.Run("truncated", func(t *testing.T) {
+	t.Run("cut in the free space", func(t *testing.T) {
 		t.Parallel()
 
-		_, err := telemetry.Load(t.Context(), bytes.NewReader(content[:len(content)-100]), "cut.evtx", telemetry.Options{})
+		want, err := telemetry.Load(t.Context(), bytes.NewReader(content), "whole.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		b, err := telemetry.Load(t.Context(), bytes.NewReader(content[:len(content)-100]), "cut.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		require.Empty(t, b.Skipped, "the records end before the cut")
+		require.Equal(t, want.Rows, b.Rows)
+	})
+
+	t.Run("cut in the records", func(t *testing.T) {
+		t.Parallel()
+
+		// The chunk holds records 1 to 10; the cut runs through one of
+		// them.
+		b, err := telemetry.Load(t.Context(), bytes.NewReader(content[:4096+20000]), "cut.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		loaded := len(b.Rows[telemetry.WindowsEventsTable])
+		require.Positive(t, loaded)
+		require.Less(t, loaded, 10)
+		require.Equal(t, map[string]int{telemetry.SkipEvtxCut: 10 - loaded}, b.Skipped)
+	})
+
+	t.Run("shorter than the header", func(t *testing.T) {
+		t.Parallel()
+
+		_, err := telemetry.Load(t.Context(), bytes.NewReader(content[:4000]), "cut.evtx", telemetry.Options{Format: telemetry.FormatEvtx})
 		require.Error(t, err)
 		require.Contains(t, err.Error(), "cut.evtx")
 		require.Contains(t, err.Error(), "truncated")
-		require.Contains(t, err.Error(), "whole 65536-byte chunks")
+		require.Contains(t, err.Error(), "4096-byte file header")
 	})
 
 	t.Run("other format requested", func(t *testing.T) {
@@ -151,23 +175,105 @@ func pythonEvtxTime(exact time.Time) time.Time {
 	return time.Unix(int64(whole), int64(micros)*1000).UTC()
 }
 
-func TestLoadEvtxDamagedChunkHeader(t *testing.T) {
+func TestLoadEvtxDamagedChunk(t *testing.T) {
 	t.Parallel()
 
 	path := testrecordings.Path(t, testrecordings.MeterpreterPsExecEVTX)
 	content, err := os.ReadFile(path)
 	require.NoError(t, err)
-
-	// The first chunk follows the 4 KiB file header. Its header holds the
-	// first and last event record numbers at offsets 8 and 16; reversing
-	// them makes the record count underflow.
-	damaged := bytes.Clone(content)
-	chunk := damaged[4096:]
-	binary.LittleEndian.PutUint64(chunk[8:], 50)
-	binary.LittleEndian.PutUint64(chunk[16:], 10)
-
-	b, err := telemetry.Load(t.Context(), bytes.NewReader(damaged), "damaged.evtx", telemetry.Options{})
+	whole, err := telemetry.Load(t.Context(), bytes.NewReader(content), "whole.evtx", telemetry.Options{})
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, b.Skipped[telemetry.SkipEvtxRecord], 0, "no negative record count")
-	require.Equal(t, 1, b.Skipped[telemetry.SkipEvtxChunk], "the damaged chunk is counted once")
+	require.Len(t, whole.Rows[telemetry.WindowsEventsTable], 10, "the chunk holds records 1 to 10")
+
+	// The only chunk follows the 4 KiB file header. Its header holds the
+	// first and last record numbers at offsets 8 and 16, and its header
+	// checksum at 124, which every change to the header breaks.
+	tests := []struct {
+		name    string
+		damage  func(file, chunk []byte) []byte
+		rows    int
+		skipped map[string]int
+		notes   int
+	}{
+		{
+			name: "record numbers reversed",
+			damage: func(file, chunk []byte) []byte {
+				binary.LittleEndian.PutUint64(chunk[8:], 50)
+				binary.LittleEndian.PutUint64(chunk[16:], 10)
+				return file
+			},
+			skipped: map[string]int{telemetry.SkipEvtxRecord: 10},
+		},
+		{
+			name: "last record number too low",
+			damage: func(file, chunk []byte) []byte {
+				binary.LittleEndian.PutUint64(chunk[16:], 5)
+				return file
+			},
+			rows:    5,
+			skipped: map[string]int{telemetry.SkipEvtxRecord: 5},
+			notes:   5,
+		},
+		{
+			name: "last record number all ones",
+			damage: func(file, chunk []byte) []byte {
+				binary.LittleEndian.PutUint64(chunk[16:], math.MaxUint64)
+				return file
+			},
+			rows:    10,
+			skipped: map[string]int{},
+			notes:   10,
+		},
+		{
+			name: "chunk magic damaged",
+			damage: func(file, chunk []byte) []byte {
+				chunk[7] = '@'
+				return file
+			},
+			skipped: map[string]int{telemetry.SkipEvtxChunk: 10},
+		},
+		{
+			name: "header checksum wrong",
+			damage: func(file, chunk []byte) []byte {
+				chunk[124]++
+				return file
+			},
+			rows:    10,
+			skipped: map[string]int{},
+			notes:   10,
+		},
+		{
+			name: "unused zero chunk after it",
+			damage: func(file, chunk []byte) []byte {
+				return append(file, make([]byte, 65536)...)
+			},
+			rows:    10,
+			skipped: map[string]int{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			file := bytes.Clone(content)
+			file = tt.damage(file, file[4096:])
+			b, err := telemetry.Load(t.Context(), bytes.NewReader(file), "damaged.evtx", telemetry.Options{})
+			require.NoError(t, err)
+			require.Len(t, b.Rows[telemetry.WindowsEventsTable], tt.rows)
+			require.Equal(t, tt.skipped, b.Skipped)
+			require.Equal(t, tt.notes, b.Notes[telemetry.NoteEvtxChecksum])
+		})
+	}
+}
+
+// TestLoadEvtxStaleChunks reads a log that was not closed: its file header
+// counts one chunk, nine hold records, and eight more slots hold stale bytes
+// without the chunk magic. Nothing is skipped and every checksum matches.
+func TestLoadEvtxStaleChunks(t *testing.T) {
+	t.Parallel()
+
+	b := loadRecording(t, testrecordings.BenignSysmonEVTX, telemetry.Options{})
+	require.Len(t, b.Rows[telemetry.WindowsEventsTable], 358)
+	require.Empty(t, b.Skipped)
+	require.Zero(t, b.Notes[telemetry.NoteEvtxChecksum])
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -82,24 +83,45 @@ func chunkRecordValues(chunk []byte) map[uint64]*recordSubstitutions {
 		return out
 	}
 
-	// Records follow the 512-byte chunk header back to back: a 24-byte
-	// header ("**\0\0", size, record id, written time), then BinXml.
-	for offset := 0x200; offset+24 <= len(chunk); {
-		if string(chunk[offset:offset+4]) != "**\x00\x00" {
-			break
-		}
-		size := int(le.Uint32(chunk[offset+4:]))
-		if size < 28 || offset+size > len(chunk) {
-			break
-		}
+	for offset, size := range chunkRecords(chunk) {
 		id := le.Uint64(chunk[offset+8:])
-
 		if values, ok := readRecordValues(chunk, offset+24, offset+size); ok {
 			out[id] = values
 		}
-		offset += size
 	}
 	return out
+}
+
+// chunkRecords yields the offset and size of each record of a 64 KiB chunk.
+// Records follow the 512-byte chunk header back to back: a 24-byte header
+// ("**\0\0", size, record id, written time), then BinXml, then the size
+// again. The walk stops at the first header without the magic or with a
+// size that does not fit.
+func chunkRecords(chunk []byte) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for offset := 0x200; offset+evtxRecordHeaderSize <= len(chunk); {
+			if string(chunk[offset:offset+4]) != "**\x00\x00" {
+				return
+			}
+			size := int(le.Uint32(chunk[offset+4:]))
+			if size < evtxRecordHeaderSize+4 || offset+size > len(chunk) {
+				return
+			}
+			if !yield(offset, size) {
+				return
+			}
+			offset += size
+		}
+	}
+}
+
+// chunkRecordCount returns the number of records chunkRecords finds.
+func chunkRecordCount(chunk []byte) int {
+	n := 0
+	for range chunkRecords(chunk) {
+		n++
+	}
+	return n
 }
 
 func readRecordValues(chunk []byte, start, end int) (*recordSubstitutions, bool) {

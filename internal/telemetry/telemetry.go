@@ -189,6 +189,7 @@ const (
 	SkipMissingColumns  = "osquery results-log line without rows"
 	SkipEvtxRecord      = "unreadable .evtx record"
 	SkipEvtxChunk       = "unreadable .evtx chunk"
+	SkipEvtxCut         = "cut-off end of an .evtx file"
 	SkipMissingComputer = "missing computer name"
 	SkipMissingProvider = "missing provider name"
 )
@@ -201,6 +202,9 @@ const (
 	NoteEvtxParsedValues = ".evtx record read without its typed values"
 	// NoteUserDataFlattened: UserData's nested elements were flattened.
 	NoteUserDataFlattened = ".evtx UserData flattened to one level"
+	// NoteEvtxChecksum: the chunk's CRC32 checksums do not match, so the
+	// record may hold damaged values.
+	NoteEvtxChecksum = ".evtx record from a chunk whose checksum does not match"
 )
 
 func newBatch(format Format) *Batch {
