@@ -207,12 +207,13 @@ func Inline(sql string, args ...any) (string, error) {
 			}
 
 			// Keep the literal a token of its own: `x?` with 5 must not
-			// become the identifier x5, nor `X?` with 'a' a blob literal.
-			if i > 0 && isWordByte(sql[i-1]) {
+			// become the identifier x5, `X?` with 'a' a blob literal,
+			// `?''` with '0' the string 0', nor `1.?` with 5 the number 1.5.
+			if i > 0 && mergesWithLiteral(sql[i-1]) {
 				out.WriteByte(' ')
 			}
 			out.WriteString(literal)
-			if i+1 < len(sql) && isWordByte(sql[i+1]) {
+			if i+1 < len(sql) && mergesWithLiteral(sql[i+1]) {
 				out.WriteByte(' ')
 			}
 
@@ -359,6 +360,12 @@ func isDigit(c byte) bool {
 // isWordByte reports whether c can continue an SQLite identifier or number.
 // Bytes of multi-byte UTF-8 characters count, because SQLite allows them in
 // identifiers.
+// mergesWithLiteral reports whether c, next to a literal, would make SQLite
+// read the two as one token: a word byte, a quote or a decimal point.
+func mergesWithLiteral(c byte) bool {
+	return isWordByte(c) || c == '\'' || c == '"' || c == '`' || c == '[' || c == '.'
+}
+
 func isWordByte(c byte) bool {
 	return c == '_' || c == '$' || isDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
 }

@@ -78,6 +78,16 @@ func TestRenderGolden(t *testing.T) {
 			want:  "SELECT X '41', 5 a",
 		},
 		{
+			name:  "literal kept apart from neighbouring quotes",
+			query: sq.Expr(`SELECT?'', ''?, "a"?, ?[b]`, "0", "1", 2, 3),
+			want:  `SELECT '0' '', '' '1', "a" 2, 3 [b]`,
+		},
+		{
+			name:  "literal kept apart from a decimal point",
+			query: sq.Expr("SELECT 1.?, ?.5", 5, 1),
+			want:  "SELECT 1. 5, 1 .5",
+		},
+		{
 			name:  "allowed identifier argument",
 			query: sq.Expr("SELECT ? FROM ?", sqlliteral.Identifier("unix_time"), sqlliteral.Identifier("time")),
 			want:  "SELECT unix_time FROM time",
