@@ -65,8 +65,9 @@ func parserWork(chunk []byte) (int, bool) {
 
 	// Chunk.Parse reads records from the first record number to the last,
 	// each at the previous record's offset plus its size, until a header
-	// lacks the record magic or it holds 10,241 records. The record number
-	// wraps past the largest uint64, as the parser's does.
+	// lacks the record magic or it keeps 10,241 records. The record number
+	// wraps past the largest uint64, as the parser's does, and a record of
+	// size 0 is parsed again and again.
 	first, last := le.Uint64(chunk[8:]), le.Uint64(chunk[16:])
 	records := 0
 	for n := first; n <= last && !w.over; n++ {
@@ -75,6 +76,7 @@ func parserWork(chunk []byte) (int, bool) {
 			break
 		}
 		size := int(le.Uint32(chunk[start+4:]))
+		recordID := int(le.Uint64(chunk[start+8:]))
 
 		// Each record starts a new template tree; the templates it
 		// defines stay known for the rest of the chunk.
@@ -84,7 +86,11 @@ func parserWork(chunk []byte) (int, bool) {
 		c.binXML(false)
 		w.charge(c.shape.expandWork(0))
 
-		records++
+		// The parser keeps, and counts towards its limit, only records
+		// whose number is not negative as an int.
+		if recordID >= 0 {
+			records++
+		}
 		if records >= parserMaxRecords {
 			break
 		}

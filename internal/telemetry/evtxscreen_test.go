@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -207,6 +208,29 @@ func TestSafeChunk(t *testing.T) {
 			work, safe := parserWork(chunk)
 			require.Equal(t, tt.safe, safe, "work %d", work)
 			require.Positive(t, work)
+		})
+	}
+
+	// A record of size 0 makes the parser read the same record again until
+	// it has kept 10,241 records. It keeps no record whose number is
+	// negative as an int, so with such a number it never stops.
+	for _, tt := range []struct {
+		name     string
+		recordID uint64
+		safe     bool
+	}{
+		{name: "record of size 0", recordID: 1, safe: true},
+		{name: "record of size 0 with a negative number", recordID: 0xeaeaeaeaeaea0001},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			chunk := chunkWithRecord(defineTemplate(7, emptyBody, 0))
+			binary.LittleEndian.PutUint64(chunk[16:], math.MaxUint64) // last record number
+			binary.LittleEndian.PutUint32(chunk[0x200+4:], 0)
+			binary.LittleEndian.PutUint64(chunk[0x200+8:], tt.recordID)
+			work, safe := parserWork(chunk)
+			require.Equal(t, tt.safe, safe, "work %d", work)
 		})
 	}
 
