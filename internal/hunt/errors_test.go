@@ -183,3 +183,21 @@ func TestEmptyInputs(t *testing.T) {
 	require.Equal(t, ExitOK, got.code, got.stderr)
 	require.Equal(t, "svclaunch query: warning: no events in "+empty+"\n", got.stderr)
 }
+
+func TestAllEventsSkipped(t *testing.T) {
+	t.Parallel()
+
+	broken := writeTemp(t, "broken.json", []byte(`{"EventTime":"2020-09-20 12:16:56","Hostname":"H","SourceName":"P","Channel":"Security"}
+{"EventTime":"yesterday","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}
+`))
+	got := hunt(t, "--format", "json", broken)
+	require.Equal(t, ExitRuntime, got.code, got.stderr)
+	require.Equal(t, "svclaunch hunt: skipped 2 events (missing or invalid event id: 1 ["+broken+" line 1], missing or invalid event time: 1 ["+broken+" line 2])\n"+
+		"svclaunch hunt: no events loaded from "+broken+": all 2 events were skipped (see \"skipped\" for the reasons): "+
+		"check that the file is the export you meant\n", got.stderr)
+
+	one := writeTemp(t, "one.json", []byte(`{"EventTime":"yesterday","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}`+"\n"))
+	got = hunt(t, "--format", "json", one)
+	require.Equal(t, ExitRuntime, got.code, got.stderr)
+	require.Contains(t, got.stderr, "its only event was skipped")
+}

@@ -130,7 +130,7 @@ func execute(ctx context.Context, cmd command, cfg config, stdin io.Reader, stde
 			return result{}, err
 		}
 	}
-	if err := checkEmptyInputs(cmd, l.summary.emptyInputs, len(inputs), stderr); err != nil {
+	if err := checkEmptyInputs(cmd, l.summary, len(inputs), stderr); err != nil {
 		return result{}, err
 	}
 
@@ -179,7 +179,8 @@ func huntSQL(since, until *int64) string {
 // checkEmptyInputs warns about each input that yielded no rows, even with
 // --quiet, because a hunt over an empty export reports no detection without
 // having looked. It returns an error when no input yielded a row.
-func checkEmptyInputs(cmd command, empty []emptyInput, inputs int, stderr io.Writer) error {
+func checkEmptyInputs(cmd command, s *summary, inputs int, stderr io.Writer) error {
+	empty := s.emptyInputs
 	if len(empty) < inputs {
 		for _, e := range empty {
 			fmt.Fprintf(stderr, "svclaunch %s: warning: %s\n", cmd.name, output.EscapeText(e.message()))
@@ -187,6 +188,11 @@ func checkEmptyInputs(cmd command, empty []emptyInput, inputs int, stderr io.Wri
 		return nil
 	}
 
+	// The run stops before its summary, so the reasons for the skipped
+	// events are given here.
+	if skipped := s.skippedPart(); len(s.skipped) > 0 {
+		fmt.Fprintf(stderr, "svclaunch %s: %s\n", cmd.name, output.EscapeText(skipped))
+	}
 	if len(empty) == 1 {
 		return fmt.Errorf("%s: check that the file is the export you meant", empty[0].message())
 	}

@@ -159,7 +159,10 @@ func (e emptyInput) message() string {
 	if e.skipped == 0 {
 		return "no events in " + e.name
 	}
-	return fmt.Sprintf("no events loaded from %s: all %s were skipped (the summary gives the reasons)", e.name, plural(e.skipped, "event"))
+	if e.skipped == 1 {
+		return fmt.Sprintf("no events loaded from %s: its only event was skipped (see \"skipped\" for the reason)", e.name)
+	}
+	return fmt.Sprintf("no events loaded from %s: all %s were skipped (see \"skipped\" for the reasons)", e.name, plural(e.skipped, "event"))
 }
 
 // dropDuplicates returns rows without those identical, in every column, to
