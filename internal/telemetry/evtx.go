@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -55,47 +56,108 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 
 	b := newBatch(FormatEvtx)
 	var events []winEvent
+	var newest uint64
+	slots := 0
 	for offset := evtxHeaderSize; offset < len(content); offset += evtxChunkSize {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("loading %s: %w", name, err)
 		}
 
+		slots++
 		end := min(offset+evtxChunkSize, len(content))
+		var loaded []winEvent
+		var last uint64
 		if end-offset < evtxChunkSize {
-			events = append(events, loadCutEvtxChunk(b, content[offset:end])...)
-			continue
+			loaded, last = loadCutEvtxChunk(b, content[offset:end])
+		} else {
+			loaded, last = loadEvtxChunk(b, content[offset:end])
 		}
-		events = append(events, loadEvtxChunk(b, content[offset:end])...)
+		events = append(events, loaded...)
+		newest = max(newest, last)
 	}
+	countMissingEvtxChunks(b, content[:evtxHeaderSize], slots, newest)
 
 	addWindowsEvents(b, events, opts)
 	return b, nil
 }
 
-// loadEvtxChunk parses one 64 KiB chunk and returns its events. Records it
-// cannot read are counted.
+// countMissingEvtxChunks counts the records of chunks that a closed file's
+// header lists but the file lacks, as a file cut at a chunk boundary does.
+// The header of a file that was not closed is stale and is not used.
+func countMissingEvtxChunks(b *Batch, header []byte, slots int, newest uint64) {
+	const dirtyFlag = 1
+	if crc32.ChecksumIEEE(header[:120]) != le.Uint32(header[124:]) || le.Uint32(header[120:])&dirtyFlag != 0 {
+		return
+	}
+	missing := int(le.Uint16(header[42:])) - slots
+	if missing <= 0 {
+		return
+	}
+
+	// The header's next record number tells how many records the missing
+	// chunks held, when it is plausible; otherwise at least one each.
+	records := missing
+	if next := le.Uint64(header[24:]); next > newest+1 && next-newest-1 <= uint64(missing*maxChunkRecords) {
+		records = max(int(next-newest-1), missing)
+	}
+	b.Skipped[SkipEvtxCut] += records
+}
+
+// maxChunkRecords is the most records a chunk can hold: the space after its
+// header divided by the smallest record.
+const maxChunkRecords = (evtxChunkSize - 0x200) / (evtxRecordHeaderSize + 4)
+
+// declaredRecords returns the number of records a chunk header declares,
+// from its first and last record numbers, and false when that number is
+// not plausible.
+func declaredRecords(chunk []byte) (int, bool) {
+	first, last := le.Uint64(chunk[8:]), le.Uint64(chunk[16:])
+	if first > last || last-first >= maxChunkRecords {
+		return 0, false
+	}
+	return int(last - first + 1), true
+}
+
+// loadEvtxChunk parses one 64 KiB chunk and returns its events and the
+// highest record number read. Records it cannot read are counted.
 //
 // The file header's chunk count is stale in files that were not closed, so
 // every chunk slot is read. A slot without the chunk magic is unused, with
 // zeros or stale bytes, unless records follow its header: those are
-// counted. The parser reads records by the numbers in the chunk header, so
-// the records are also counted by walking the chunk, and those the parser
-// did not return are counted.
-func loadEvtxChunk(b *Batch, chunkBytes []byte) []winEvent {
+// counted. The records expected are those the walk finds or, when more,
+// those the chunk header declares, as a damaged record header ends the
+// walk. Those the parser does not return are counted.
+func loadEvtxChunk(b *Batch, chunkBytes []byte) ([]winEvent, uint64) {
 	present := chunkRecordCount(chunkBytes)
 	if string(chunkBytes[:8]) != evtxChunkMagic {
 		if present > 0 {
 			b.Skipped[SkipEvtxChunk] += present
 		}
-		return nil
+		return nil, 0
 	}
 
-	records, ok := parseEvtxChunk(chunkBytes)
-	if !ok {
-		b.Skipped[SkipEvtxChunk] += max(present, 1)
-		return nil
+	expected := present
+	declared, plausible := declaredRecords(chunkBytes)
+	if plausible {
+		expected = max(expected, declared)
 	}
-	if missing := present - len(records); missing > 0 {
+
+	// The parser reads as many records as the chunk header declares. When
+	// that is fewer than the walk finds, the numbers are damaged: a copy
+	// gets numbers that cover every record found.
+	parsed := chunkBytes
+	if present > 0 && (!plausible || declared < present) {
+		parsed = bytes.Clone(chunkBytes)
+		binary.LittleEndian.PutUint64(parsed[8:], 1)
+		binary.LittleEndian.PutUint64(parsed[16:], uint64(present))
+	}
+
+	records, ok := parseEvtxChunk(parsed)
+	if !ok {
+		b.Skipped[SkipEvtxChunk] += max(expected, 1)
+		return nil, 0
+	}
+	if missing := expected - len(records); missing > 0 {
 		b.Skipped[SkipEvtxRecord] += missing
 	}
 	return decodeEvtxRecords(b, chunkBytes, records, evtxChecksumsMatch(chunkBytes))
@@ -104,9 +166,12 @@ func loadEvtxChunk(b *Batch, chunkBytes []byte) []winEvent {
 // loadCutEvtxChunk loads the whole records of the cut-off last chunk of a
 // file, and counts the record the cut runs through and, from the chunk
 // header's record numbers when they are plausible, those after it.
-func loadCutEvtxChunk(b *Batch, partial []byte) []winEvent {
-	if len(bytes.Trim(partial, "\x00")) == 0 {
-		return nil
+func loadCutEvtxChunk(b *Batch, partial []byte) ([]winEvent, uint64) {
+	// Zeros, or stale bytes that do not start as a chunk does, are the
+	// unused end of a file.
+	magic := partial[:min(len(partial), len(evtxChunkMagic))]
+	if len(bytes.Trim(partial, "\x00")) == 0 || string(magic) != evtxChunkMagic[:len(magic)] {
+		return nil, 0
 	}
 
 	// The chunk is padded with zeros and cut again at the first record
@@ -132,9 +197,8 @@ func loadCutEvtxChunk(b *Batch, partial []byte) []winEvent {
 	// one record.
 	missing := 1
 	if len(partial) >= 24 {
-		first, last := le.Uint64(partial[8:]), le.Uint64(partial[16:])
-		if first <= last && last-first < evtxChunkSize/evtxRecordHeaderSize {
-			missing = max(int(last-first+1)-len(records), 0)
+		if declared, ok := declaredRecords(chunkBytes); ok {
+			missing = max(declared-len(records), 0)
 		}
 	}
 	if crossed {
@@ -164,12 +228,15 @@ func parseEvtxChunk(chunkBytes []byte) ([]*evtx.EventRecord, bool) {
 }
 
 // decodeEvtxRecords converts a chunk's parsed records to events, counting
-// those it skips and those read with less fidelity.
-func decodeEvtxRecords(b *Batch, chunkBytes []byte, records []*evtx.EventRecord, intact bool) []winEvent {
+// those it skips and those read with less fidelity. It also returns the
+// highest record number among them.
+func decodeEvtxRecords(b *Batch, chunkBytes []byte, records []*evtx.EventRecord, intact bool) ([]winEvent, uint64) {
 	exact := chunkRecordValues(chunkBytes)
 
 	var events []winEvent
+	var newest uint64
 	for _, record := range records {
+		newest = max(newest, record.Header.RecordID)
 		values := exact[record.Header.RecordID]
 		if values == nil {
 			b.Notes[NoteEvtxParsedValues]++
@@ -187,7 +254,7 @@ func decodeEvtxRecords(b *Batch, chunkBytes []byte, records []*evtx.EventRecord,
 		}
 		events = append(events, ev)
 	}
-	return events
+	return events, newest
 }
 
 // evtxChecksumsMatch reports whether a chunk's CRC32 checksums match: the

@@ -187,7 +187,8 @@ func TestLoadEvtxDamagedChunk(t *testing.T) {
 
 	// The only chunk follows the 4 KiB file header. Its header holds the
 	// first and last record numbers at offsets 8 and 16, and its header
-	// checksum at 124, which every change to the header breaks.
+	// checksum at 124, which every change to the header breaks. Records
+	// that damaged numbers would hide are found by walking the chunk.
 	tests := []struct {
 		name    string
 		damage  func(file, chunk []byte) []byte
@@ -202,7 +203,9 @@ func TestLoadEvtxDamagedChunk(t *testing.T) {
 				binary.LittleEndian.PutUint64(chunk[16:], 10)
 				return file
 			},
-			skipped: map[string]int{telemetry.SkipEvtxRecord: 10},
+			rows:    10,
+			skipped: map[string]int{},
+			notes:   10,
 		},
 		{
 			name: "last record number too low",
@@ -210,9 +213,9 @@ func TestLoadEvtxDamagedChunk(t *testing.T) {
 				binary.LittleEndian.PutUint64(chunk[16:], 5)
 				return file
 			},
-			rows:    5,
-			skipped: map[string]int{telemetry.SkipEvtxRecord: 5},
-			notes:   5,
+			rows:    10,
+			skipped: map[string]int{},
+			notes:   10,
 		},
 		{
 			name: "last record number all ones",
@@ -276,4 +279,63 @@ func TestLoadEvtxStaleChunks(t *testing.T) {
 	require.Len(t, b.Rows[telemetry.WindowsEventsTable], 358)
 	require.Empty(t, b.Skipped)
 	require.Zero(t, b.Notes[telemetry.NoteEvtxChecksum])
+
+	// Cut inside the stale bytes of the last slot, nothing is lost.
+	content, err := os.ReadFile(testrecordings.Path(t, testrecordings.BenignSysmonEVTX))
+	require.NoError(t, err)
+	cut, err := telemetry.Load(t.Context(), bytes.NewReader(content[:len(content)-1]), "cut.evtx", telemetry.Options{})
+	require.NoError(t, err)
+	require.Len(t, cut.Rows[telemetry.WindowsEventsTable], 358)
+	require.Empty(t, cut.Skipped)
+}
+
+// TestLoadEvtxLostRecords checks the counts for records that neither the
+// parser nor the walk can reach, in a closed log of three chunks holding
+// records 1 to 39, 40 to 81 and 82 to 87.
+func TestLoadEvtxLostRecords(t *testing.T) {
+	t.Parallel()
+
+	content, err := os.ReadFile(testrecordings.Path(t, testrecordings.UnquotedServiceEVTX))
+	require.NoError(t, err)
+
+	t.Run("damaged record header", func(t *testing.T) {
+		t.Parallel()
+
+		// Records follow the 512-byte chunk header, each starting with
+		// its magic and its size. Damaging the fifth record's magic ends
+		// both the parser and the walk there; the chunk header still
+		// declares 39 records.
+		damaged := bytes.Clone(content)
+		chunk := damaged[4096 : 4096+65536]
+		offset := 0x200
+		for range 4 {
+			offset += int(binary.LittleEndian.Uint32(chunk[offset+4:]))
+		}
+		copy(chunk[offset:], "\xff\xff\xff\xff")
+
+		b, err := telemetry.Load(t.Context(), bytes.NewReader(damaged), "damaged.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		require.Len(t, b.Rows[telemetry.WindowsEventsTable], 4+42+6)
+		require.Equal(t, map[string]int{telemetry.SkipEvtxRecord: 35}, b.Skipped)
+	})
+
+	t.Run("cut at a chunk boundary", func(t *testing.T) {
+		t.Parallel()
+
+		// The file header lists three chunks and the next record number
+		// 88, so the six records of the missing chunk are counted.
+		b, err := telemetry.Load(t.Context(), bytes.NewReader(content[:4096+2*65536]), "cut.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		require.Len(t, b.Rows[telemetry.WindowsEventsTable], 81)
+		require.Equal(t, map[string]int{telemetry.SkipEvtxCut: 6}, b.Skipped)
+	})
+
+	t.Run("cut in unused space", func(t *testing.T) {
+		t.Parallel()
+
+		b, err := telemetry.Load(t.Context(), bytes.NewReader(content[:len(content)-1]), "cut.evtx", telemetry.Options{})
+		require.NoError(t, err)
+		require.Len(t, b.Rows[telemetry.WindowsEventsTable], 87)
+		require.Empty(t, b.Skipped)
+	})
 }
