@@ -94,8 +94,8 @@ func countMissingEvtxChunks(b *Batch, header []byte, slots int, newest uint64) {
 		return
 	}
 
-	// The header's next record number tells how many records the missing
-	// chunks held, when it is plausible; otherwise at least one each.
+	// The header's next record number gives the number of records the
+	// missing chunks held. When it is not plausible, each counts as one.
 	records := missing
 	if next := le.Uint64(header[24:]); next > newest+1 && next-newest-1 <= uint64(missing*maxChunkRecords) {
 		records = max(int(next-newest-1), missing)
