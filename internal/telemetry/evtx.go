@@ -75,32 +75,38 @@ func loadEvtx(ctx context.Context, r *bufio.Reader, name string, opts Options) (
 		events = append(events, loaded...)
 		newest = max(newest, last)
 	}
-	countMissingEvtxChunks(b, content[:evtxHeaderSize], slots, newest)
+	countUnreadEvtxRecords(b, content[:evtxHeaderSize], slots, newest)
 
 	addWindowsEvents(b, events, opts)
 	return b, nil
 }
 
-// countMissingEvtxChunks counts the records of chunks that a closed file's
-// header lists but the file lacks, as a file cut at a chunk boundary does.
-// The header of a file that was not closed is stale and is not used.
-func countMissingEvtxChunks(b *Batch, header []byte, slots int, newest uint64) {
+// countUnreadEvtxRecords counts the records that a closed file's header
+// says the file holds but that were neither read nor counted already: a
+// file cut at a chunk boundary, or one whose later chunks moved because
+// bytes were inserted. The header of a file that was not closed is stale
+// and is not used.
+//
+// NOTE: the records counted before are subtracted whatever their numbers,
+// so when earlier chunks lost records too, the count here is a lower bound.
+func countUnreadEvtxRecords(b *Batch, header []byte, slots int, newest uint64) {
 	const dirtyFlag = 1
 	if crc32.ChecksumIEEE(header[:120]) != le.Uint32(header[124:]) || le.Uint32(header[120:])&dirtyFlag != 0 {
 		return
 	}
-	missing := int(le.Uint16(header[42:])) - slots
-	if missing <= 0 {
-		return
-	}
+	chunks := int(le.Uint16(header[42:]))
 
-	// The header's next record number gives the number of records the
-	// missing chunks held. When it is not plausible, each counts as one.
-	records := missing
-	if next := le.Uint64(header[24:]); next > newest+1 && next-newest-1 <= uint64(missing*maxChunkRecords) {
-		records = max(int(next-newest-1), missing)
+	// The header's next record number gives the records after the newest
+	// one read, when it is plausible; otherwise each chunk the file lacks
+	// counts as one.
+	unread := max(chunks-slots, 0)
+	if next := le.Uint64(header[24:]); next > newest+1 && next-newest-1 <= uint64(max(chunks, slots)*maxChunkRecords) {
+		unread = max(unread, int(next-newest-1))
 	}
-	b.Skipped[SkipEvtxCut] += records
+	counted := b.Skipped[SkipEvtxRecord] + b.Skipped[SkipEvtxChunk] + b.Skipped[SkipEvtxCut]
+	if extra := unread - counted; extra > 0 {
+		b.Skipped[SkipEvtxUnread] += extra
+	}
 }
 
 // maxChunkRecords is the most records a chunk can hold: the space after its

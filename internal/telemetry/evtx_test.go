@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -327,8 +328,33 @@ func TestLoadEvtxLostRecords(t *testing.T) {
 		b, err := telemetry.Load(t.Context(), bytes.NewReader(content[:4096+2*65536]), "cut.evtx", telemetry.Options{})
 		require.NoError(t, err)
 		require.Len(t, b.Rows[telemetry.WindowsEventsTable], 81)
-		require.Equal(t, map[string]int{telemetry.SkipEvtxCut: 6}, b.Skipped)
+		require.Equal(t, map[string]int{telemetry.SkipEvtxUnread: 6}, b.Skipped)
 	})
+
+	// Each of the 87 records is loaded or counted once.
+	for _, tt := range []struct {
+		name string
+		file func() []byte
+	}{
+		{name: "cut inside the first chunk", file: func() []byte { return content[:4200] }},
+		{name: "cut inside the records of the first chunk", file: func() []byte { return content[:20000] }},
+		{name: "cut inside the last chunk header", file: func() []byte { return content[:4096+2*65536+4] }},
+		{name: "byte inserted in the second chunk", file: func() []byte {
+			return slices.Concat(content[:4096+65536+100], []byte{0}, content[4096+65536+100:])
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			b, err := telemetry.Load(t.Context(), bytes.NewReader(tt.file()), "damaged.evtx", telemetry.Options{})
+			require.NoError(t, err)
+			total := len(b.Rows[telemetry.WindowsEventsTable])
+			for _, n := range b.Skipped {
+				total += n
+			}
+			require.Equal(t, 87, total, "loaded %d, skipped %v", len(b.Rows[telemetry.WindowsEventsTable]), b.Skipped)
+		})
+	}
 
 	t.Run("cut in unused space", func(t *testing.T) {
 		t.Parallel()

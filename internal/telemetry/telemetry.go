@@ -190,6 +190,7 @@ const (
 	SkipEvtxRecord      = "unreadable .evtx record"
 	SkipEvtxChunk       = "unreadable .evtx chunk"
 	SkipEvtxCut         = "cut-off end of an .evtx file"
+	SkipEvtxUnread      = ".evtx record the file header counts but the file lacks"
 	SkipMissingComputer = "missing computer name"
 	SkipMissingProvider = "missing provider name"
 )
