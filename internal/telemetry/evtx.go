@@ -97,8 +97,7 @@ func countUnreadEvtxRecords(b *Batch, header []byte, slots int, newest uint64) {
 	chunks := int(le.Uint16(header[42:]))
 
 	// The header's next record number gives the records after the newest
-	// one read, when it is plausible; otherwise each chunk the file lacks
-	// counts as one.
+	// one read. Each chunk the file lacks counts as one at least.
 	unread := max(chunks-slots, 0)
 	if next := le.Uint64(header[24:]); next > newest+1 && next-newest-1 <= uint64(max(chunks, slots)*maxChunkRecords) {
 		unread = max(unread, int(next-newest-1))
