@@ -196,8 +196,8 @@ func TestAllEventsSkipped(t *testing.T) {
 		"svclaunch hunt: no events loaded from "+broken+": all 2 events were skipped (see \"skipped\" for the reasons): "+
 		"check that the file is the export you meant\n", got.stderr)
 
-	one := writeTemp(t, "one.json", []byte(`{"EventTime":"yesterday","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}`+"\n"))
-	got = hunt(t, "--format", "json", one)
+	oneEvent := writeTemp(t, "one.json", []byte(`{"EventTime":"yesterday","Hostname":"H","SourceName":"P","Channel":"Security","EventID":4624}`+"\n"))
+	got = hunt(t, "--format", "json", oneEvent)
 	require.Equal(t, ExitRuntime, got.code, got.stderr)
 	require.Contains(t, got.stderr, "its only event was skipped")
 }

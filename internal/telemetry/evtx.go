@@ -219,16 +219,24 @@ func loadCutEvtxChunk(b *Batch, partial []byte) ([]winEvent, uint64) {
 
 // parseEvtxChunk parses a chunk's records when the walk in safeChunk finds
 // the parser's work bounded, and reports false when it does not or the
-// parser fails.
-func parseEvtxChunk(chunkBytes []byte) ([]*evtx.EventRecord, bool) {
+// parser fails. The parser indexes its buffer with sizes read from the
+// chunk, and some of them make it panic, such as an array or SYSTEMTIME
+// value that runs past the chunk's end. Such a panic counts as a failure.
+func parseEvtxChunk(chunkBytes []byte) (records []*evtx.EventRecord, ok bool) {
 	if !safeChunk(chunkBytes) {
 		return nil, false
 	}
+	defer func() {
+		if recover() != nil {
+			records, ok = nil, false
+		}
+	}()
+
 	chunk, err := evtx.NewChunk(bytes.NewReader(chunkBytes), 0)
 	if err != nil {
 		return nil, false
 	}
-	records, err := parseChunk(chunk)
+	records, err = chunk.Parse(0)
 	return records, err == nil
 }
 
@@ -272,19 +280,6 @@ func evtxChecksumsMatch(chunk []byte) bool {
 	}
 	header := crc32.Update(crc32.ChecksumIEEE(chunk[:120]), crc32.IEEETable, chunk[128:0x200])
 	return header == le.Uint32(chunk[124:]) && crc32.ChecksumIEEE(chunk[0x200:free]) == le.Uint32(chunk[52:])
-}
-
-// parseChunk parses one chunk's records. The parser indexes its buffer with
-// sizes read from the chunk, and some of them make it panic, such as an
-// array or SYSTEMTIME value that runs past the chunk's end. Such a chunk is
-// reported as an error.
-func parseChunk(chunk *evtx.Chunk) (records []*evtx.EventRecord, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			records, err = nil, fmt.Errorf("the .evtx parser failed on the chunk at offset %d: %v", chunk.Offset, r)
-		}
-	}()
-	return chunk.Parse(0)
 }
 
 // decodeEvtxRecord converts one parsed record. values are the record's own

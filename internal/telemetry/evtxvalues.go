@@ -79,7 +79,7 @@ type rawValue struct {
 // out, and the caller falls back to the parser's values for it.
 func chunkRecordValues(chunk []byte) map[uint64]*recordSubstitutions {
 	out := map[uint64]*recordSubstitutions{}
-	if len(chunk) < evtxChunkSize || string(chunk[:8]) != "ElfChnk\x00" {
+	if len(chunk) < evtxChunkSize || string(chunk[:8]) != evtxChunkMagic {
 		return out
 	}
 
